@@ -1,0 +1,137 @@
+"""The `tunepipe` command: thin Typer commands, each one library call (house style 6).
+
+Exit codes: 0 done, 1 the study ran but produced no usable trial (or a check failed), 2 bad input.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Run a deep-learning tuning playbook on Ray Tune.",
+)
+STATE = {"debug": False}
+
+StudyArg = Annotated[Path, typer.Argument(help="the study file (YAML)", show_default=False)]
+
+
+@app.callback()
+def _main(debug: Annotated[bool, typer.Option("--debug", help="show tracebacks")] = False) -> None:
+    STATE["debug"] = debug
+
+
+@app.command()
+def validate(study: StudyArg) -> None:
+    """Check a study file; print a one-line summary, or every problem at once (exit 2)."""
+    from tunepipe.engine.space import space_size
+    from tunepipe.study import load_study
+
+    cfg = load_study(study)
+    what = cfg.trainable or f"{cfg.model.kind} on {cfg.data.source}"
+    typer.echo(
+        f"{study}: valid — study {cfg.name!r}, {cfg.task}, {what}, "
+        f"{len(cfg.search_space)} hyperparameters ({space_size(cfg)}), "
+        f"{cfg.num_samples} samples, {cfg.scheduler.kind} up to "
+        f"{cfg.scheduler.max_epochs} epochs"
+    )
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of study files (for editors)."""
+    from tunepipe.config import StudyConfig
+
+    typer.echo(json.dumps(StudyConfig.model_json_schema(), indent=2))
+
+
+@app.command()
+def run(
+    study: StudyArg,
+    storage: Annotated[str | None, typer.Option(help="folder or URI for the run folder")] = None,
+    address: Annotated[
+        str | None,
+        typer.Option(help="a Ray cluster to join (as ray.init takes it); default: an embedded Ray"),
+    ] = None,
+    num_samples: Annotated[int | None, typer.Option(help="override num_samples", min=1)] = None,
+    seed: Annotated[int | None, typer.Option(help="override the study seed", min=0)] = None,
+) -> None:
+    """Run a study: check it, search with Ray Tune, write results, the best model and a report."""
+    from rich.console import Console
+
+    from tunepipe.engine.runner import run_study
+    from tunepipe.study import load_study
+
+    cfg = load_study(study)
+    outcome = run_study(
+        cfg,
+        study_dir=study.parent,
+        storage=storage,
+        address=address,
+        num_samples=num_samples,
+        seed=seed,
+    )
+    s = outcome.summary
+    console = Console()
+    console.print(
+        f"[bold]best trial[/] {s['best_trial_id']}: {s['metric']} = "
+        f"{s['best_' + s['metric']]:.4g}"
+        + (f", val_acc = {s['best_val_acc']:.4f}" if "best_val_acc" in s else "")
+    )
+    console.print(f"best config: {json.dumps(s['best_config'], default=str)}")
+    console.print(
+        f"stop reasons: {s['stop_reasons']}; {s['n_trials']} trials in {s['wall_seconds']:.0f} s"
+    )
+    if "test" in s:
+        console.print(f"held-out test: {s['test']}")
+    console.print(f"results: {outcome.run_dir}")
+
+
+def main() -> None:
+    """Console entry point: tunepipe's own errors become short lines and an exit code."""
+    from tunepipe.errors import TunepipeError
+
+    debug = "--debug" in sys.argv[1:]
+    try:
+        app(standalone_mode=False)
+    except TunepipeError as exc:
+        if debug:
+            raise
+        for line in exc.problems:
+            typer.echo(f"error: {line}", err=True)
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
+    except (typer.BadParameter, typer.Exit) as exc:
+        _click_exit(exc)
+    except Exception as exc:  # noqa: BLE001 - click's usage errors arrive here in standalone_mode=False
+        _click_exit(exc, debug)
+
+
+def _click_exit(exc: BaseException, debug: bool = False) -> None:
+    import click
+
+    if isinstance(exc, click.exceptions.Exit):
+        sys.exit(exc.exit_code)
+    if isinstance(exc, click.ClickException):
+        exc.show()
+        sys.exit(2)
+    if debug:
+        raise exc
+    typer.echo(
+        f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback;"
+        " please report it)",
+        err=True,
+    )
+    sys.exit(3)

@@ -1,0 +1,1 @@
+"""Everything that builds Ray objects: the Ray session, the Tuner, callbacks, results."""

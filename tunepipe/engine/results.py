@@ -1,0 +1,231 @@
+"""Turning Ray's ResultGrid into results.parquet, history.parquet and summary.json."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from schedulers.reasons import STOP_REASONS
+from tunepipe.config import StudyConfig
+
+SKIP_COLUMNS = {
+    "trial_id",
+    "timestamp",
+    "time_this_iter_s",
+    "time_total_s",
+    "pid",
+    "time_since_restore",
+    "iterations_since_restore",
+    "timesteps_since_restore",
+    "timesteps_total",
+    "episodes_total",
+    "checkpoint_dir_name",
+    "should_checkpoint",
+    "done",
+    "date",
+    "hostname",
+    "node_ip",
+    "experiment_tag",
+    "stop_reason",
+    "training_iteration",
+}
+
+
+@dataclass
+class TrialRecord:
+    trial_id: str
+    config: dict[str, Any]
+    history: dict[str, list[float]]  # metric -> values per report (epoch order)
+    stop_reason: str
+    checkpoint: str | None
+    error: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def best_index(self, metric: str, mode: str) -> int | None:
+        values = np.asarray(self.history.get(metric, []), dtype=float)
+        finite = np.isfinite(values)
+        if not finite.any():
+            return None
+        masked = np.where(finite, values, np.inf if mode == "min" else -np.inf)
+        return int(np.argmin(masked) if mode == "min" else np.argmax(masked))
+
+
+def trial_records(grid: Any, study: StudyConfig, decisions: dict[str, dict]) -> list[TrialRecord]:
+    """One TrialRecord per trial of a finished (or restored) Tuner."""
+    records = []
+    for result in grid:
+        df = result.metrics_dataframe
+        history = _history_from_frame(df) if df is not None else {}
+        trial_id = _trial_id(result)
+        reported = None
+        if df is not None and "stop_reason" in df.columns:
+            reported = next(
+                (r for r in df["stop_reason"].tolist()[::-1] if isinstance(r, str) and r), None
+            )
+        epochs = len(history.get("epoch", history.get("training_iteration", [])))
+        reason = decide_reason(
+            reported, result.error, epochs, study.scheduler.max_epochs, decisions.get(trial_id)
+        )
+        best = _best_checkpoint(result, study)
+        records.append(
+            TrialRecord(
+                trial_id=trial_id,
+                config=dict(result.config or {}),
+                history=history,
+                stop_reason=reason,
+                checkpoint=best,
+                error=str(result.error) if result.error else None,
+                extra=decisions.get(trial_id) or {},
+            )
+        )
+    return records
+
+
+def decide_reason(
+    reported: str | None, error: Any, epochs: int, max_epochs: int, decision: dict | None
+) -> str:
+    """The trial's stop reason: its own word first, then errors, the budget, the scheduler."""
+    if reported in STOP_REASONS:
+        return reported
+    if error:
+        return "error"
+    if epochs >= max_epochs:
+        return "completed"
+    if decision and decision.get("reason") in STOP_REASONS:
+        return decision["reason"]
+    return "completed"  # a trainable that returned by itself before the budget
+
+
+def results_table(records: list[TrialRecord], study: StudyConfig) -> pa.Table:
+    """results.parquet: one row per trial (columns documented in docs/run-dir.md)."""
+    keys = list(study.search_space) or sorted({k for r in records for k in r.config})
+    metric, mode = study.metric, study.mode
+    cols: dict[str, list] = {"trial_id": [r.trial_id for r in records]}
+    for k in keys:
+        cols[f"config.{k}"] = [r.config.get(k) for r in records]
+    at_best = {name: [] for name in (metric, "val_acc", "train_loss", "best_epoch")}
+    for r in records:
+        i = r.best_index(metric, mode)
+        for name in at_best:
+            at_best[name].append(_at(r, "epoch", i) if name == "best_epoch" else _at(r, name, i))
+    cols.update({k: v for k, v in at_best.items() if any(x is not None for x in v) or k == metric})
+    cols["epochs"] = [
+        len(r.history.get("epoch", r.history.get("training_iteration", []))) for r in records
+    ]
+    cols["stop_reason"] = [r.stop_reason for r in records]
+    cols["checkpoint"] = [r.checkpoint for r in records]
+    cols["lr_decays"] = [int(r.extra.get("lr_decays", 0)) for r in records]
+    return pa.table({k: _column(v) for k, v in cols.items()})
+
+
+def history_table(records: list[TrialRecord]) -> pa.Table:
+    """history.parquet: one row per report of every trial; metrics a trial lacks are null."""
+    names = sorted({k for r in records for k in r.history} - {"epoch", "training_iteration"})
+    ids, epochs, values = [], [], {n: [] for n in names}
+    for r in records:
+        n = max((len(v) for v in r.history.values()), default=0)
+        ep = r.history.get("epoch") or r.history.get("training_iteration") or list(range(1, n + 1))
+        ids += [r.trial_id] * n
+        epochs += [int(e) for e in ep[:n]]
+        for name in names:
+            col = r.history.get(name, [])
+            values[name] += [float(v) if v is not None else None for v in col] + [None] * (
+                n - len(col)
+            )
+    return pa.table(
+        {
+            "trial_id": pa.array(ids, pa.string()),
+            "epoch": pa.array(epochs, pa.int64()),
+            **{n: pa.array(values[n], pa.float64()) for n in names},
+        }
+    )
+
+
+def summary(records: list[TrialRecord], study: StudyConfig, wall_seconds: float) -> dict[str, Any]:
+    """summary.json's content (docs/run-dir.md)."""
+    metric, mode = study.metric, study.mode
+    scored = [
+        (r.history[metric][i], r) for r in records if (i := r.best_index(metric, mode)) is not None
+    ]
+    out: dict[str, Any] = {
+        "study": study.name,
+        "metric": metric,
+        "mode": mode,
+        "n_trials": len(records),
+        "stop_reasons": dict(Counter(r.stop_reason for r in records)),
+        "wall_seconds": round(wall_seconds, 2),
+    }
+    if scored:
+        value, best = (min if mode == "min" else max)(scored, key=lambda t: t[0])
+        out.update(
+            {
+                "best_trial_id": best.trial_id,
+                "best_config": best.config,
+                f"best_{metric}": float(value),
+            }
+        )
+        i = best.best_index(metric, mode)
+        out["best_epoch"] = _at(best, "epoch", i)
+        if "val_loss" in best.history:
+            out["best_val_loss"] = _at(best, "val_loss", i)
+        if "val_acc" in best.history:
+            out["best_val_acc"] = _at(best, "val_acc", i)
+    else:
+        out.update({"best_trial_id": None, "best_config": None, f"best_{metric}": None})
+    return out
+
+
+def _history_from_frame(df: Any) -> dict[str, list[float]]:
+    history: dict[str, list[float]] = {}
+    for col in df.columns:
+        if col in SKIP_COLUMNS - {"training_iteration"} or col.startswith("config/"):
+            continue
+        series = df[col]
+        if series.dtype.kind in "biuf":
+            history[col] = [float(v) for v in series.tolist()]
+    return history
+
+
+def _trial_id(result: Any) -> str:
+    tid = (result.metrics or {}).get("trial_id")
+    if tid:
+        return str(tid)
+    return str(result.path).rstrip("/").rsplit("/", 1)[-1]
+
+
+def _best_checkpoint(result: Any, study: StudyConfig) -> str | None:
+    pairs = [(c, m) for c, m in (result.best_checkpoints or []) if _finite(m.get(study.metric))]
+    if not pairs:
+        return result.checkpoint.path if result.checkpoint is not None else None
+    pick = min if study.mode == "min" else max
+    return pick(pairs, key=lambda p: p[1][study.metric])[0].path
+
+
+def _at(r: TrialRecord, name: str, i: int | None) -> Any:
+    values = r.history.get(name)
+    if i is None or not values or i >= len(values):
+        return None
+    v = values[i]
+    return int(v) if name == "epoch" else v
+
+
+def _finite(v: Any) -> bool:
+    return isinstance(v, (int, float)) and math.isfinite(v)
+
+
+def _column(values: list) -> pa.Array:
+    sample = [v for v in values if v is not None]
+    if (
+        sample
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in sample)
+        and any(isinstance(v, float) for v in sample)
+    ):
+        return pa.array([float(v) if v is not None else None for v in values], pa.float64())
+    if sample and not all(type(v) is type(sample[0]) for v in sample):
+        return pa.array([str(v) if v is not None else None for v in values], pa.string())
+    return pa.array(values)

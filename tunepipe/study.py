@@ -1,0 +1,145 @@
+"""Reading a study file: YAML → StudyConfig, every problem at once as `path: what (got VALUE)`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from tunepipe.config import TAGS_IN_PATHS, StudyConfig, cross_field_problems, did_you_mean
+from tunepipe.errors import StudyFileError
+
+MAX_STUDY_BYTES = 1 << 20  # a study file is a page of YAML; anything bigger is a wrong path
+
+
+def load_study(path: str | Path) -> StudyConfig:
+    """Read and validate a study file. Raises StudyFileError listing every problem found."""
+    path = Path(path)
+    raw = _read_yaml(path)
+    return parse_study(raw, source=str(path))
+
+
+def parse_study(raw: Any, source: str = "<study>") -> StudyConfig:
+    """Validate an already-parsed mapping (what a YAML study file holds)."""
+    if not isinstance(raw, dict):
+        kind = type(raw).__name__ if raw is not None else "nothing"
+        raise StudyFileError(
+            f"{source}: a study file is a YAML mapping of keys (name:, data:, ...), "
+            f"but this one holds {kind}",
+            source=source,
+        )
+    try:
+        study = StudyConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise StudyFileError(format_validation_error(exc, raw), source=source) from None
+    problems = [_line(p, m, v) for p, m, v in cross_field_problems(study)]
+    if problems:
+        raise StudyFileError(problems, source=source)
+    return study
+
+
+def _read_yaml(path: Path) -> Any:
+    import yaml
+
+    if not path.exists():
+        raise StudyFileError(f"{path}: no such file; check the path (cwd is {Path.cwd()})")
+    if path.is_dir():
+        raise StudyFileError(f"{path}: is a folder; give the study's .yaml file")
+    data = path.read_bytes()
+    if len(data) > MAX_STUDY_BYTES:
+        raise StudyFileError(
+            f"{path}: {len(data)} bytes is far too big for a study file; is this the right file?"
+        )
+    if not data.strip():
+        raise StudyFileError(f"{path}: the file is empty; start from examples/digits.yaml")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise StudyFileError(
+            f"{path}: not a text file (byte {exc.start} is not UTF-8); a study file is YAML text"
+        ) from None
+    if "\x00" in text:
+        raise StudyFileError(f"{path}: holds NUL bytes, so it is binary, not a YAML study file")
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise StudyFileError(f"{path}: not valid YAML{where}: {what}") from None
+
+
+def format_validation_error(exc: ValidationError, raw: Any) -> list[str]:
+    """One line per error: `path.to.field: what is wrong (got VALUE)`, with "did you mean"."""
+    lines = []
+    for err in exc.errors(include_url=False):
+        loc = [str(p) for p in err["loc"] if str(p) not in TAGS_IN_PATHS]
+        path = ".".join(loc) or "(top level)"
+        msg = _message(err, raw)
+        if err["type"] == "missing":
+            lines.append(f"{path}: {msg}")
+        else:
+            lines.append(_line(path, msg, err.get("input")))
+    return list(dict.fromkeys(lines))  # unions can repeat an error
+
+
+def _message(err: dict, raw: Any) -> str:
+    kind, msg = err["type"], err["msg"]
+    if kind == "extra_forbidden":
+        known = _known_keys(err["loc"][:-1])
+        hint = did_you_mean(str(err["loc"][-1]), known) if known else ""
+        return f"unknown key{hint}" + (
+            f"; known keys: {', '.join(sorted(known))}" if not hint and known else ""
+        )
+    if kind == "missing":
+        return "required, but missing"
+    if kind == "literal_error":
+        return msg.replace("Input should be", "must be")
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, ") :]
+    return msg[0].lower() + msg[1:] if msg else kind
+
+
+def _known_keys(loc: tuple) -> set[str]:
+    """The field names of the model at `loc` (so unknown keys can get a "did you mean")."""
+    candidates: list[type[BaseModel]] = [StudyConfig]
+    for part in map(str, loc):
+        tagged = [m for m in candidates if _tag_of(m) == part]
+        if tagged:
+            candidates = tagged
+            continue
+        inner = [
+            m
+            for c in candidates
+            if part in c.model_fields
+            for m in _models_in(c.model_fields[part].annotation)
+        ]
+        if inner:
+            candidates = inner
+        # otherwise `part` is a dict key or list index: the models stay the same
+    return set().union(*(set(m.model_fields) for m in candidates))
+
+
+def _tag_of(model: type[BaseModel]) -> str | None:
+    field = model.model_fields.get("type") or model.model_fields.get("kind")
+    args = getattr(field.annotation, "__args__", ()) if field else ()
+    return args[0] if len(args) == 1 else None
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """The BaseModel classes inside an annotation (Optional, Union, Annotated, dict values)."""
+    import typing
+
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in typing.get_args(annotation) for m in _models_in(arg)]
+
+
+def _line(path: str, msg: str, value: Any) -> str:
+    return f"{path}: {msg} (got {_short(value)})"
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -1,0 +1,1 @@
+"""The trainable: a plain PyTorch loop (loop.py) and its Ray Tune wrapper (trainable.py)."""

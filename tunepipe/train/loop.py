@@ -1,0 +1,212 @@
+"""One trial's training, top to bottom (house style 8). Independent of Ray: `report` is injected.
+
+The Ray trainable (tunepipe.train.trainable) wraps `run_trial` with Ray's report and checkpoint
+functions; tests and the sanity stage call it directly on tiny tensors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import tempfile
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from tunepipe.config import TRAIN_KEYS, StudyConfig
+from tunepipe.data import PreparedData, iterate_batches
+from tunepipe.models import build_model, model_spec, task_head
+from tunepipe.train import checkpoint as ckpt
+
+# report(metrics, checkpoint_dir or None) -> None; raises to stop the trial if the caller wants.
+ReportFn = Callable[[dict[str, Any], "str | None"], None]
+
+
+@dataclass
+class Hyper:
+    """The training settings of one trial: the study's, overridden by the sampled config."""
+
+    optimizer: str
+    lr: float
+    momentum: float
+    weight_decay: float
+    batch_size: int
+    grad_clip: float | None
+
+    @classmethod
+    def of(cls, study: StudyConfig, config: dict[str, Any]) -> Hyper:
+        base = study.train.model_dump(include=set(TRAIN_KEYS))
+        base.update({k: config[k] for k in TRAIN_KEYS if k in config})
+        return cls(
+            optimizer=str(base["optimizer"]),
+            lr=float(base["lr"]),
+            momentum=float(base["momentum"]),
+            weight_decay=float(base["weight_decay"]),
+            batch_size=int(base["batch_size"]),
+            grad_clip=float(base["grad_clip"]) if base["grad_clip"] else None,
+        )
+
+
+def trial_seed(study_seed: int, config: dict[str, Any]) -> int:
+    """A per-trial seed derived from the study seed and the trial's sampled config."""
+    text = json.dumps({"seed": study_seed, "config": config}, sort_keys=True, default=str)
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little")
+
+
+def make_optimizer(model: torch.nn.Module, hp: Hyper) -> torch.optim.Optimizer:
+    """O1: Adam by default (momentum is its beta1); SGD with momentum 0.9 (MO1)."""
+    if hp.optimizer == "sgd":
+        return torch.optim.SGD(
+            model.parameters(), lr=hp.lr, momentum=hp.momentum, weight_decay=hp.weight_decay
+        )
+    return torch.optim.Adam(
+        model.parameters(), lr=hp.lr, betas=(hp.momentum, 0.999), weight_decay=hp.weight_decay
+    )
+
+
+def to_tensors(data: PreparedData) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    with warnings.catch_warnings():  # arrays from Ray's object store are read-only; never written
+        warnings.simplefilter("ignore", UserWarning)
+        out = {
+            "train": (torch.from_numpy(data.train.x), torch.from_numpy(data.train.y)),
+            "val": (torch.from_numpy(data.val.x), torch.from_numpy(data.val.y)),
+        }
+        if data.test is not None:
+            out["test"] = (torch.from_numpy(data.test.x), torch.from_numpy(data.test.y))
+    return out
+
+
+def run_trial(
+    config: dict[str, Any],
+    data: PreparedData,
+    study: StudyConfig,
+    report: ReportFn,
+    restore_from: str | Path | None = None,
+) -> str:
+    """Train one trial for up to scheduler.max_epochs; returns how it ended (a stop reason)."""
+    hp = Hyper.of(study, config)
+    seed = trial_seed(study.seed, config)
+    torch.manual_seed(seed)  # model init and dropout draw from torch's generator in this process
+    spec = model_spec(study.model, config)
+    model = build_model(spec, data.input_shape, data.output_dim)
+    optimizer = make_optimizer(model, hp)
+    head = task_head(data.task)
+    loss_fn = head.loss_fn()
+    shuffle = torch.Generator().manual_seed(seed)  # D2: a fresh seeded order every epoch
+    tensors = to_tensors(data)
+    meta = {
+        "model": spec,
+        "input_shape": list(data.input_shape),
+        "output_dim": data.output_dim,
+        "task": data.task,
+        "config": config,
+        "data_stats": data.stats(),
+    }
+
+    start_epoch = 0
+    if restore_from is not None:
+        start_epoch = _restore(restore_from, model, optimizer, shuffle)
+    for group in optimizer.param_groups:  # a resumed trial may carry a new (decayed) rate
+        group["lr"] = hp.lr
+
+    for epoch in range(start_epoch + 1, study.scheduler.max_epochs + 1):
+        train_loss = train_epoch(model, optimizer, loss_fn, *tensors["train"], hp, shuffle)
+        metrics = {"epoch": epoch, "train_loss": train_loss, "lr": optimizer.param_groups[0]["lr"]}
+        if not math.isfinite(train_loss):
+            report({**metrics, "val_loss": float("nan"), "stop_reason": "diverged"}, None)
+            return "diverged"  # P5: never crash the study; say why the trial ended
+        metrics.update(evaluate(model, head, loss_fn, *tensors["val"], data, prefix="val"))
+        if not math.isfinite(metrics["val_loss"]):
+            report({**metrics, "stop_reason": "diverged"}, None)
+            return "diverged"
+        if epoch % study.train.checkpoint_every == 0 or epoch == study.scheduler.max_epochs:
+            with tempfile.TemporaryDirectory(prefix="tunepipe-ckpt-") as tmp:
+                ckpt.save(
+                    tmp, model=model, optimizer=optimizer, epoch=epoch, rng=shuffle, meta=meta
+                )
+                report(metrics, tmp)
+        else:
+            report(metrics, None)
+    return "completed"
+
+
+def _restore(
+    path: str | Path,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    shuffle: torch.Generator,
+) -> int:
+    state, _ = ckpt.load(path)
+    model.load_state_dict(state["model"])
+    if state.get("optimizer"):
+        optimizer.load_state_dict(state["optimizer"])
+    if state.get("rng") is not None:
+        shuffle.set_state(state["rng"])
+    if state.get("torch_rng") is not None:
+        torch.set_rng_state(state["torch_rng"])
+    return int(state["epoch"])
+
+
+def train_epoch(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    loss_fn: torch.nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    hp: Hyper,
+    shuffle: torch.Generator,
+) -> float:
+    """One pass over the shuffled training split; the mean batch loss (dropout on)."""
+    model.train()
+    total, count = 0.0, 0
+    drop_last = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
+    for xb, yb in iterate_batches(x, y, hp.batch_size, shuffle, drop_last=drop_last):
+        optimizer.zero_grad(set_to_none=True)
+        loss = loss_fn(model(xb), yb)
+        if not torch.isfinite(loss):
+            return float("nan")
+        loss.backward()
+        if hp.grad_clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), hp.grad_clip)  # M2
+        optimizer.step()
+        total += loss.item() * len(xb)
+        count += len(xb)
+    return total / max(count, 1)
+
+
+@torch.no_grad()
+def evaluate(
+    model: torch.nn.Module,
+    head: Any,
+    loss_fn: torch.nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    data: PreparedData,
+    prefix: str = "val",
+    batch_size: int = 4096,
+) -> dict[str, float]:
+    """Loss (dropout off) and accuracy or RMSE (in the targets' own units) on one split."""
+    model.eval()
+    total, correct, sq_err = 0.0, 0.0, 0.0
+    regression = data.task == "regression"
+    if regression:  # RMSE in the targets' own units: undo the standardisation per target (P2)
+        std = torch.as_tensor(data.target_std if data.target_std is not None else 1.0)
+    for xb, yb in iterate_batches(x, y, batch_size):
+        out = model(xb)
+        total += loss_fn(out, yb).item() * len(xb)
+        if regression:
+            sq_err += (((out - yb) * std) ** 2).mean(dim=-1).sum().item()
+        else:
+            correct += head.correct(out, yb).item()
+    n = max(len(x), 1)
+    metrics = {f"{prefix}_loss": total / n}
+    if regression:
+        metrics[f"{prefix}_rmse"] = math.sqrt(sq_err / n)
+    else:
+        metrics[f"{prefix}_acc"] = correct / n
+    return metrics
