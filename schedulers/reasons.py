@@ -6,7 +6,7 @@ from enum import Enum
 
 
 class StopReason(str, Enum):
-    """Why a trial ended. Documented in docs/stop-reasons.md; nothing outside this set is written."""
+    """Why a trial ended (docs/stop-reasons.md). Nothing outside this set is written."""
 
     COMPLETED = "completed"  # ran its full epoch budget
     PRUNED = "pruned"  # ASHA (or another scheduler) stopped it at a rung: not among the best

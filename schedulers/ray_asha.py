@@ -1,0 +1,159 @@
+"""PlaybookASHA: Ray Tune's ASHA, asked second; the playbook rules are asked first.
+
+Construction (what the engine does)::
+
+    from schedulers.judge import MetricKeys, PlaybookJudge
+    from schedulers.rules import DivergenceRule, OverfittingRule, PlateauRule
+    from schedulers.ray_asha import PlaybookASHA
+
+    judge = PlaybookJudge(DivergenceRule(k=10), OverfittingRule(patience=10), PlateauRule(),
+                          keys=MetricKeys(val_loss="val_loss", train_loss="train_loss", lr="lr"),
+                          mode="min", initial_loss=math.log(n_classes))
+    scheduler = PlaybookASHA(judge=judge, metric="val_loss", mode="min", max_t=max_epochs,
+                             grace_period=1, reduction_factor=4, lr_config_key="lr")
+    tune.Tuner(trainable, param_space=space,
+               tune_config=tune.TuneConfig(scheduler=scheduler, num_samples=n))  # no metric/mode
+                                                                                # here: given above
+After (or during) ``tuner.fit()`` read ``scheduler.decisions``:
+``{trial_id: StopRecord(reason: StopReason, detail: str, best_epoch: int | None)}`` for every trial
+the scheduler ended (diverged/overfitting/plateau from the rules, pruned at a rung, completed at
+``max_t``, error). A trial that ended without a record ran its trainable to the end: completed.
+``scheduler.judge.state_dict(trial_id)`` is the trial's rule state and decision history (a plain
+dict), ``scheduler.judge.lr_decays(trial_id)`` its number of LR decays.
+
+Plateau decay (P5, L1): the trial's config gets ``lr_config_key`` × factor, then the scheduler
+returns PAUSE, so Ray checkpoints and pauses it; `choose_trial_to_run` resumes decayed trials
+before starting new ones. The trainable must therefore (1) report a checkpoint it can restore
+from (function trainables: with every report), and (2) after loading the optimizer's state, set
+each param group's ``lr`` from ``config`` again: ``optimizer.load_state_dict`` restores the old lr.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from typing import Any, NamedTuple
+
+from ray.tune.experiment import Trial
+from ray.tune.schedulers.async_hyperband import AsyncHyperBandScheduler, _Bracket
+from ray.tune.schedulers.trial_scheduler import TrialScheduler
+
+from schedulers.cutoffs import SortedRung
+from schedulers.judge import PlaybookJudge
+from schedulers.reasons import StopReason
+from schedulers.rules import DECAY_LR, STOP
+
+logger = logging.getLogger(__name__)
+
+
+class StopRecord(NamedTuple):
+    """Why the scheduler ended a trial; `decisions[trial_id]`."""
+
+    reason: StopReason
+    detail: str
+    best_epoch: int | None
+
+
+class _IncrementalBracket(_Bracket):
+    """Ray's bracket and promotion rule, with rungs that keep their rewards sorted."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._rungs = [(milestone, SortedRung(rec)) for milestone, rec in self._rungs]
+        self._q = (1 - 1 / self.rf) * 100  # Ray's percentile: keep the top 1/rf
+
+    def cutoff(self, recorded: SortedRung) -> float | None:  # type: ignore[override]
+        return recorded.percentile(self._q)
+
+
+class PlaybookASHA(AsyncHyperBandScheduler):
+    """Async successive halving (Li et al. 2018, arXiv:1810.05934) behind the playbook rules.
+
+    Args:
+        judge: the playbook rules; default `PlaybookJudge()` (val_loss, train_loss, lr; "min").
+        lr_config_key: the config entry a plateau decay scales.
+        metric, mode, time_attr, max_t, grace_period, reduction_factor, brackets,
+            stop_last_trials: as in Ray's `AsyncHyperBandScheduler`; the promotion rule is Ray's.
+    """
+
+    def __init__(
+        self,
+        judge: PlaybookJudge | None = None,
+        lr_config_key: str = "lr",
+        time_attr: str = "training_iteration",
+        metric: str | None = None,
+        mode: str | None = None,
+        max_t: int = 100,
+        grace_period: int = 1,
+        reduction_factor: float = 4,
+        brackets: int = 1,
+        stop_last_trials: bool = True,
+    ) -> None:
+        super().__init__(
+            time_attr, metric, mode, max_t, grace_period, reduction_factor, brackets,
+            stop_last_trials,
+        )  # fmt: skip
+        self._brackets = [
+            _IncrementalBracket(grace_period, max_t, reduction_factor, s, stop_last_trials)
+            for s in range(brackets)
+        ]
+        self.judge = judge if judge is not None else PlaybookJudge()
+        self.lr_config_key = lr_config_key
+        self.decisions: dict[str, StopRecord] = {}
+        self._resume_first: set[str] = set()  # decayed trials, paused until resumed
+
+    def on_trial_result(self, tune_controller: Any, trial: Trial, result: dict) -> str:
+        """Rules first (a rule stop wins), then Ray's ASHA; a plateau decay pauses the trial."""
+        self._resume_first.discard(trial.trial_id)
+        epoch = result.get(self._time_attr)
+        if epoch is None:
+            return super().on_trial_result(tune_controller, trial, result)
+        decision = self.judge.on_report(trial.trial_id, int(epoch), result)
+        if decision.action == STOP:
+            self._num_stopped += 1
+            self._record(trial, decision.reason, decision.detail, decision.best_epoch)
+            return TrialScheduler.STOP
+        action = super().on_trial_result(tune_controller, trial, result)
+        if action == TrialScheduler.STOP:
+            done = epoch >= self._max_t and self._stop_last_trials
+            reason = StopReason.COMPLETED if done else StopReason.PRUNED
+            detail = f"reached max_t={self._max_t}" if done else f"below rung cutoff at {epoch}"
+            self._record(trial, reason, detail, decision.best_epoch)
+            return action
+        if decision.action == DECAY_LR:
+            return self._decay(trial, decision.factor)
+        return action
+
+    def _decay(self, trial: Trial, factor: float | None) -> str:
+        """Scale the trial's lr and pause it, so Ray checkpoints it and restarts it with it."""
+        if factor is None or self.lr_config_key not in trial.config:
+            logger.warning(
+                "Plateau decay skipped for trial %s: no %r in its config; set the scheduler's "
+                "lr_config_key to the learning-rate entry.", trial.trial_id, self.lr_config_key,
+            )  # fmt: skip
+            return TrialScheduler.CONTINUE
+        config = copy.deepcopy(trial.config)
+        config[self.lr_config_key] = config[self.lr_config_key] * factor
+        trial.set_config(config)
+        self._resume_first.add(trial.trial_id)
+        return TrialScheduler.PAUSE
+
+    def _record(
+        self, trial: Trial, reason: StopReason, detail: str, best_epoch: int | None
+    ) -> None:
+        self.decisions.setdefault(trial.trial_id, StopRecord(reason, detail, best_epoch))
+
+    def on_trial_error(self, tune_controller: Any, trial: Trial) -> None:
+        """Record the error; Ray then removes the trial."""
+        self._record(trial, StopReason.ERROR, "the trainable raised", None)
+
+    def choose_trial_to_run(self, tune_controller: Any) -> Trial | None:
+        """A trial paused for an LR decay resumes before new trials start."""
+        for trial in tune_controller.get_trials():
+            if trial.status == Trial.PAUSED and trial.trial_id in self._resume_first:
+                return trial
+        return super().choose_trial_to_run(tune_controller)
+
+    def debug_string(self) -> str:
+        """Ray's summary plus the count of playbook stops."""
+        return super().debug_string() + f"\nPlaybook decisions: {len(self.decisions)}"

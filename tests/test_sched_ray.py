@@ -1,0 +1,206 @@
+"""PlaybookASHA / PlaybookPBT fed fake trials: no Ray session is started."""
+
+import pickle
+import random
+import warnings
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from schedulers.cutoffs import SortedRung
+from schedulers.explore import ExplorePolicy, mutations_from_space, playbook_explore
+from schedulers.judge import PlaybookJudge
+from schedulers.ray_asha import PlaybookASHA
+from schedulers.ray_pbt import PlaybookPBT
+from schedulers.reasons import StopReason
+from schedulers.rules import PlateauRule
+
+pytest.importorskip("ray.tune")
+
+
+class FakeTrial:
+    """What the schedulers read and write on a Ray Trial."""
+
+    def __init__(self, trial_id: str, config: dict | None = None) -> None:
+        self.trial_id, self.config, self.status = trial_id, dict(config or {}), "RUNNING"
+        self.experiment_tag, self.evaluated_params = trial_id, {}
+        manager = SimpleNamespace(checkpoint_config=SimpleNamespace(num_to_keep=None))
+        self.run_metadata = SimpleNamespace(checkpoint_manager=manager)
+
+    def set_config(self, config: dict) -> None:
+        self.config = config
+
+    def set_experiment_tag(self, tag: str) -> None:
+        self.experiment_tag = tag
+
+    def is_finished(self) -> bool:
+        return self.status in ("TERMINATED", "ERROR")
+
+
+class FakeController:
+    def __init__(self, trials) -> None:
+        self.trials, self.search_alg, self.paused = trials, None, []
+
+    def get_trials(self):
+        return self.trials
+
+    def pause_trial(self, trial, should_checkpoint=True):
+        self.paused.append(trial.trial_id)
+        trial.status = "PAUSED"
+
+    def _schedule_trial_save(self, trial, result=None):
+        return f"ckpt-{trial.trial_id}"
+
+
+def report(s, c, t, epoch, val, train=None, **extra):
+    result = {"training_iteration": epoch, "val_loss": val, **extra}
+    if train is not None:
+        result["train_loss"] = train
+    return s.on_trial_result(c, t, result)
+
+
+@pytest.mark.parametrize("rf", [2, 3, 4])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_sorted_rung_cutoff_equals_ray_nanpercentile(rf, seed):
+    rng = np.random.default_rng(seed)
+    values = rng.normal(size=200) * 10.0 ** rng.integers(-3, 3, size=200)
+    values[rng.random(200) < 0.1] = np.nan
+    rung, q = SortedRung(), (1 - 1 / rf) * 100
+    for n, v in enumerate(values, 1):
+        rung[str(n)] = float(v)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            expected = np.nanpercentile(values[:n], q)
+        got = rung.percentile(q)
+        assert got == expected or (np.isnan(got) and np.isnan(expected))
+
+
+def test_sorted_rung_survives_pickle_and_overwrite():
+    rung = SortedRung({"a": 3.0, "b": 1.0})
+    rung["a"] = 0.5
+    assert pickle.loads(pickle.dumps(rung)).sorted == [0.5, 1.0]
+
+
+def test_asha_promotions_match_rays_asha_on_random_curves():
+    from ray.tune.schedulers import AsyncHyperBandScheduler
+
+    rng = np.random.default_rng(0)
+    curves = rng.random((60, 1)) + 1.0 / np.arange(1, 28) + rng.normal(0, 0.05, (60, 27))
+    kw = dict(metric="val_loss", mode="min", max_t=27, grace_period=1, reduction_factor=3)
+    ours = PlaybookASHA(judge=PlaybookJudge(None, None, None), **kw)
+    ray = AsyncHyperBandScheduler(**kw)
+    acts = {}
+    for s in (ours, ray):
+        trials = [FakeTrial(str(i)) for i in range(60)]
+        for t in trials:
+            s.on_trial_add(None, t)
+        acts[s] = [report(s, None, t, e + 1, curves[i, e]) for e in range(27) for i, t in
+                   enumerate(trials)]  # fmt: skip
+    assert acts[ours] == acts[ray] and "STOP" in acts[ours]
+
+
+def test_asha_rule_stop_is_recorded_with_reason():
+    s = PlaybookASHA(judge=PlaybookJudge(initial_loss=2.3), metric="val_loss", mode="min")
+    t = FakeTrial("t")
+    s.on_trial_add(None, t)
+    assert report(s, None, t, 1, 1e5) == "STOP"
+    assert s.decisions["t"].reason is StopReason.DIVERGED
+
+
+def test_asha_pruned_and_completed_reasons():
+    s = PlaybookASHA(judge=PlaybookJudge(None, None, None), metric="val_loss", mode="min",
+                     max_t=4, grace_period=1, reduction_factor=2)  # fmt: skip
+    good, bad = FakeTrial("good"), FakeTrial("bad")
+    for t in (good, bad):
+        s.on_trial_add(None, t)
+    report(s, None, good, 1, 0.1)
+    report(s, None, bad, 1, 0.9)
+    report(s, None, good, 4, 0.05)
+    assert s.decisions["bad"].reason is StopReason.PRUNED
+    assert s.decisions["good"].reason is StopReason.COMPLETED
+
+
+def test_asha_plateau_decay_pauses_with_scaled_lr_and_resumes_first():
+    judge = PlaybookJudge(None, None, PlateauRule(patience=2, factor=0.3))
+    s = PlaybookASHA(judge=judge, metric="val_loss", mode="min", max_t=100, grace_period=50)
+    t, new = FakeTrial("t", {"lr": 0.1}), FakeTrial("new")
+    s.on_trial_add(None, t)
+    actions = [report(s, None, t, e, 1.0) for e in (1, 2, 3)]
+    t.status, new.status = "PAUSED", "PENDING"
+    assert actions == ["CONTINUE", "CONTINUE", "PAUSE"]
+    assert t.config["lr"] == pytest.approx(0.03)
+    assert s.choose_trial_to_run(FakeController([new, t])) is t
+
+
+def test_asha_decay_without_lr_in_config_continues():
+    judge = PlaybookJudge(None, None, PlateauRule(patience=1))
+    s = PlaybookASHA(judge=judge, metric="val_loss", mode="min", grace_period=50)
+    t = FakeTrial("t", {"learning_rate": 0.1})
+    s.on_trial_add(None, t)
+    assert [report(s, None, t, e, 1.0) for e in (1, 2)] == ["CONTINUE", "CONTINUE"]
+
+
+def test_asha_scheduler_state_pickles():
+    s = PlaybookASHA(metric="val_loss", mode="min")
+    t = FakeTrial("t")
+    s.on_trial_add(None, t)
+    report(s, None, t, 1, 1.0, 1.0)
+    assert pickle.loads(pickle.dumps(s)).judge.states["t"].best == 1.0
+
+
+SPACE = {
+    "lr": {"type": "loguniform", "low": 1e-4, "high": 1e-1},
+    "momentum": {"type": "uniform", "low": 0.8, "high": 0.999},
+    "batch_size": {"type": "int", "low": 16, "high": 128},
+    "act": {"type": "choice", "values": ["relu", "tanh"]},
+}
+NO_RESAMPLE = ExplorePolicy(resample_probability=0.0)
+
+
+def test_mutations_batch_size_is_powers_of_two_within_bounds():
+    assert mutations_from_space(SPACE)["batch_size"] == [16, 32, 64, 128]
+
+
+def test_explore_moves_lr_by_decay_factors_both_ways():
+    config = {"lr": 0.01, "momentum": 0.9, "batch_size": 32, "act": "relu"}
+    lrs = {round(playbook_explore(config, SPACE, random.Random(i), NO_RESAMPLE)[0]["lr"], 6)
+           for i in range(200)}  # fmt: skip
+    assert lrs == {0.005, 0.003, 0.02, round(0.01 / 0.3, 6)}
+
+
+def test_explore_raises_momentum_and_caps_it():
+    new, _ = playbook_explore({"momentum": 0.9}, {"momentum": SPACE["momentum"]},
+                              random.Random(0), NO_RESAMPLE)  # fmt: skip
+    top, _ = playbook_explore({"momentum": 0.998}, {"momentum": SPACE["momentum"]},
+                              random.Random(0), NO_RESAMPLE)  # fmt: skip
+    assert new["momentum"] == pytest.approx(0.95) and top["momentum"] == 0.999
+
+
+def test_explore_batch_size_shifts_one_power_of_two():
+    sizes = {playbook_explore({"batch_size": 128}, {"batch_size": SPACE["batch_size"]},
+                              random.Random(i), NO_RESAMPLE)[0]["batch_size"] for i in range(50)}
+    assert sizes == {64, 128}
+
+
+def test_space_errors_name_the_entry():
+    with pytest.raises(ValueError, match=r"space.lr.low"):
+        mutations_from_space({"lr": {"type": "loguniform", "low": 0.0, "high": 1.0}})
+
+
+def test_pbt_rule_stop_and_exploit_copies_rule_state():
+    s = PlaybookPBT(SPACE, judge=PlaybookJudge(initial_loss=2.3), metric="val_loss",
+                    mode="min", perturbation_interval=2, seed=0, log_config=False)  # fmt: skip
+    trials = [FakeTrial(str(i), {"lr": 0.01, "momentum": 0.9, "batch_size": 32, "act": "relu"})
+              for i in range(4)]  # fmt: skip
+    c = FakeController(trials)
+    for t in trials:
+        s.on_trial_add(c, t)
+    assert report(s, c, trials[3], 1, 1e5) == "STOP"
+    trials[3].status = "TERMINATED"
+    for e in (1, 2, 3, 4):  # at 2 the best has no checkpoint yet; at 4 it has
+        for i, t in enumerate(trials[:3]):
+            report(s, c, t, e, 1.0 + i)
+    assert s.decisions["3"].reason is StopReason.DIVERGED
+    assert c.paused == ["2"] and trials[2].config != trials[0].config
+    assert s.judge.state_dict("2")["best"] == s.judge.state_dict("0")["best"]
