@@ -236,6 +236,18 @@ ModelConfig = Annotated[
 # ---------------------------------------------------------------- training, scheduling, resources
 
 
+class LRSchedule(Strict):
+    """In-trial schedule; the base rate is `lr` (a plateau decay scales it, L1)."""
+
+    kind: Literal["constant", "step", "linear", "cosine"] = "constant"
+    step_size: int = Field(10, ge=1, description="step: epochs between decays")
+    gamma: float = Field(0.5, gt=0, lt=1, description="step: the factor (L1: 0.1, 0.3 or 0.5)")
+    final_fraction: float = Field(0.01, ge=0, lt=1, description="linear/cosine: last lr / lr")
+    momentum_end: float | None = Field(
+        None, ge=0, lt=1, description="linear: momentum rises to this (net4: 0.9 → 0.999)"
+    )
+
+
 class TrainConfig(Strict):
     optimizer: Literal["adam", "sgd"] = Field("adam", description="O1: Adam is the best default")
     lr: float = Field(3e-4, gt=0, description="O1: Adam's safe default")
@@ -244,13 +256,22 @@ class TrainConfig(Strict):
     batch_size: int = Field(64, ge=1, description="B1: 16 to 128")
     grad_clip: float | None = Field(None, gt=0, description="M2: clip grad norm (5 or 15 for RNNs)")
     checkpoint_every: int = Field(1, ge=1, description="epochs between checkpoints")
+    lr_schedule: LRSchedule = Field(default_factory=LRSchedule)
 
 
 class SchedulerConfig(Strict):
-    kind: Literal["asha", "fifo"] = "asha"
+    """How trials are scheduled: ASHA (default), PBT, or FIFO; the playbook rules run under all."""
+
+    kind: Literal["asha", "pbt", "fifo"] = "asha"
     max_epochs: int = Field(20, ge=1)
-    grace_period: int = Field(2, ge=1, description="epochs before ASHA may stop a trial")
-    reduction_factor: float = Field(3, gt=1)
+    grace_period: int = Field(2, ge=1, description="asha: epochs before a trial may be pruned")
+    reduction_factor: float = Field(3, gt=1, description="asha: keep the top 1/rf at each rung")
+    brackets: int = Field(1, ge=1)
+    perturbation_interval: int = Field(4, ge=1, description="pbt: epochs between exploits")
+    burn_in_period: int = Field(0, ge=0)
+    quantile_fraction: float = Field(0.25, ge=0, le=0.5)
+    resample_probability: float = Field(0.25, ge=0, le=1)
+    lr_factors: list[float] = Field([0.5, 0.3], min_length=1, description="pbt: L1 factors")
 
     @field_validator("grace_period")
     @classmethod
@@ -259,6 +280,51 @@ class SchedulerConfig(Strict):
         if top is not None and v > top:
             raise ValueError(f"grace_period must not exceed max_epochs ({top})")
         return v
+
+    @field_validator("lr_factors")
+    @classmethod
+    def _factors(cls, v: list[float]) -> list[float]:
+        if any(not 0 < f < 1 for f in v):
+            raise ValueError("each factor is between 0 and 1 (the playbook's 0.1, 0.3, 0.5)")
+        return v
+
+
+class DivergenceSettings(Strict):
+    k: float = Field(10.0, gt=1, description="stop above k x the loss before training (P5)")
+    abs_limit: float | None = Field(None, gt=0)
+    rising_reports: int = Field(3, ge=1)
+    steep_ratio: float = Field(1.5, gt=1)
+
+
+class OverfittingSettings(Strict):
+    patience: int = Field(10, ge=1, description="reports without a new best val loss (P6, E1)")
+    max_gap: float | None = Field(None, gt=0, description="(val - train) / train limit")
+    min_epochs: int = Field(5, ge=0)
+
+
+class PlateauSettings(Strict):
+    patience: int = Field(5, ge=1)
+    min_delta: float = Field(0.001, ge=0)
+    relative: bool = True
+    factor: float = Field(0.5, gt=0, lt=1, description="L1: 0.1, 0.3 or 0.5")
+    max_decays: int = Field(3, ge=0)
+
+
+class StoppingConfig(Strict):
+    """The playbook's stopping rules (docs/schedulers.md); null turns one off."""
+
+    initial_loss: float | None = Field(None, description="loss before training; default ln C")
+    divergence: DivergenceSettings | None = Field(default_factory=DivergenceSettings)
+    overfitting: OverfittingSettings | None = Field(default_factory=OverfittingSettings)
+    plateau: PlateauSettings | None = Field(default_factory=PlateauSettings)
+
+
+class MetricNames(Strict):
+    """Which of your trainable's reported metrics the rules read (P3: losses, not accuracies)."""
+
+    val_loss: str = "val_loss"
+    train_loss: str = "train_loss"
+    lr: str = "lr"
 
 
 class Resources(Strict):
@@ -284,6 +350,8 @@ class StudyConfig(Strict):
     train: TrainConfig = Field(default_factory=TrainConfig)
     search_space: dict[str, Domain] = Field(default_factory=dict)
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
+    stopping: StoppingConfig = Field(default_factory=StoppingConfig)
+    metrics: MetricNames = Field(default_factory=MetricNames)
     resources: Resources = Field(default_factory=Resources)
     num_samples: int = Field(16, ge=1)
     storage: str = Field("runs", description="a local folder or a URI pyarrow's filesystems open")

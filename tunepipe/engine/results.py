@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections import Counter
 from dataclasses import dataclass, field
@@ -119,7 +120,7 @@ def results_table(records: list[TrialRecord], study: StudyConfig) -> pa.Table:
     ]
     cols["stop_reason"] = [r.stop_reason for r in records]
     cols["checkpoint"] = [r.checkpoint for r in records]
-    cols["lr_decays"] = [int(r.extra.get("lr_decays", 0)) for r in records]
+    cols["lr_decays"] = [int(max(r.history.get("lr_decays") or [0])) for r in records]
     return pa.table({k: _column(v) for k, v in cols.items()})
 
 
@@ -189,6 +190,20 @@ def _history_from_frame(df: Any) -> dict[str, list[float]]:
         if series.dtype.kind in "biuf":
             history[col] = [float(v) for v in series.tolist()]
     return history
+
+
+def _sampled_config(result: Any) -> dict[str, Any]:
+    """The config the trial was sampled with. Ray's result.config is the config it ended with,
+    which a plateau decay changed; tunepipe's checkpoints keep the original as initial_config."""
+    config = dict(result.config or {})
+    ckpt = result.checkpoint
+    if ckpt is not None:
+        try:
+            with ckpt.filesystem.open_input_stream(f"{ckpt.path}/meta.json") as f:
+                config.update(json.loads(f.read()).get("initial_config", {}))
+        except FileNotFoundError:  # an own trainable's checkpoint: no tunepipe meta in it
+            pass
+    return config
 
 
 def _trial_id(result: Any) -> str:

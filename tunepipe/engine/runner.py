@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 import time
@@ -77,6 +78,9 @@ def _load_data(study: StudyConfig, study_dir: Path) -> Any:
 
 
 def _fit(study: StudyConfig, data: Any, loc: RunLocation, progress: bool) -> tuple[Any, Any]:
+    # Tune forces a state snapshot whenever a trial saved num_to_keep checkpoints since the last
+    # one (that is what makes resume lose nothing) and then warns each time: the warning is noise.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     from ray import tune
     from ray.tune.search import BasicVariantGenerator
 
@@ -84,7 +88,7 @@ def _fit(study: StudyConfig, data: Any, loc: RunLocation, progress: bool) -> tup
     from tunepipe.engine.schedule import build_scheduler
     from tunepipe.engine.space import to_tune_space
 
-    scheduler = build_scheduler(study)
+    scheduler = build_scheduler(study, data)
     trainable = _trainable(study, data)
     callbacks = []
     if progress:
@@ -113,7 +117,7 @@ def _fit(study: StudyConfig, data: Any, loc: RunLocation, progress: bool) -> tup
             verbose=0,
             callbacks=callbacks,
             checkpoint_config=tune.CheckpointConfig(
-                num_to_keep=2,
+                num_to_keep=4 if study.scheduler.kind == "pbt" else 2,  # PBT clones checkpoints
                 checkpoint_score_attribute=study.metric,
                 checkpoint_score_order=study.mode,
             ),
@@ -149,7 +153,9 @@ def _n_trials(study: StudyConfig) -> int:
 
 
 def _live_reason(scheduler: Any, trial_id: str) -> str:
-    return scheduler.decisions.get(trial_id, {}).get("reason", "completed")
+    from tunepipe.engine.schedule import decision_dict
+
+    return decision_dict(scheduler.decisions.get(trial_id)).get("reason", "completed")
 
 
 def _write_outputs(
@@ -157,7 +163,10 @@ def _write_outputs(
 ) -> RunOutcome:
     from tunepipe.engine import results as res
 
-    records = res.trial_records(grid, study, scheduler.decisions)
+    from tunepipe.engine.schedule import decision_dict
+
+    decisions = {tid: decision_dict(rec) for tid, rec in scheduler.decisions.items()}
+    records = res.trial_records(grid, study, decisions)
     loc.write_text("study.yaml", yaml.safe_dump(study.model_dump(mode="json"), sort_keys=False))
     loc.write_parquet("results.parquet", res.results_table(records, study))
     loc.write_parquet("history.parquet", res.history_table(records))
