@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.axes import Axes
+from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
 
 from tunepipe.report.rundir import (
     Columns,
@@ -22,6 +24,7 @@ from tunepipe.report.rundir import (
     trial_row,
 )
 from tunepipe.report.style import (
+    REASON_COLORS,
     TRAIN_COLOR,
     VAL_COLOR,
     new_figure,
@@ -120,21 +123,37 @@ def _mark_curve_panel(
     best_epoch = floats([row.get("best_epoch")])[0]
     if np.isfinite(best_epoch):
         ax.axvline(best_epoch, color="#374151", linestyle=":", linewidth=1, label="best epoch")
-    bad = [c for c in cols if np.any(np.isinf(floats(hist.get(c))) | _nan_not_null(hist.get(c)))]
-    if bad:  # a curve that ends in NaN/inf would otherwise just stop, silently
-        ax.text(
-            0.98,
-            0.95,
-            "non-finite values",
-            transform=ax.transAxes,
-            ha="right",
-            va="top",
-            fontsize=8,
-            color=reason_color("diverged"),
-        )
+    _mark_divergence(ax, floats(hist.get("epoch")), [hist.get(c) for c in cols])
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch", fontsize=8)
     if rank == 0:
         ax.legend(fontsize=7, frameon=False)
+
+
+def _mark_divergence(ax: Axes, epochs: np.ndarray, curves: list[list | None]) -> None:
+    """Shade the epochs from the first reported NaN/inf on: a curve that ends in non-finite
+    values would otherwise just stop, and a diverged trial would look merely short (P5)."""
+    bad = np.zeros(epochs.size, dtype=bool)
+    for values in curves:
+        v = floats(values)
+        if v.size == bad.size:
+            bad |= np.isinf(v) | _nan_not_null(values)
+    if not bad.any() or not np.isfinite(epochs[bad]).any():
+        return
+    first, last = np.nanmin(epochs[bad]), np.nanmax(epochs)
+    color = reason_color("diverged")
+    ax.axvspan(first - 0.5, last + 0.5, color=color, alpha=0.10, linewidth=0)
+    ax.text(
+        0.98,
+        0.95,
+        f"NaN/inf from epoch {first:g}",
+        transform=ax.transAxes,
+        ha="right",
+        va="top",
+        fontsize=8,
+        color=color,
+    )
+    ax.set_xlim(right=last + 0.5)
 
 
 def _nan_not_null(values: list | None) -> np.ndarray:
@@ -216,43 +235,59 @@ def plot_hyperparameters(run: RunData, best: str | None, path: Path) -> Path | N
     if not names:
         return None
     y = floats(run.results.get(run.metric))
-    ok_y = np.isfinite(y)
-    reasons = run.results.get("stop_reason") or [None] * len(y)
+    reasons = [str(r) for r in run.results.get("stop_reason") or ["?"] * len(y)]
     colors = np.array([reason_color(r) for r in reasons])
     is_best = np.array([t == best for t in run.trial_ids], dtype=bool)
     rng = np.random.default_rng(0)  # fixed jitter: the same run always gives the same picture
     fig, axes = _grid(len(names), panel=(3.6, 2.8))
     for ax, name in zip(axes, names, strict=True):
         x, labels = _x_positions(run.results[name], rng)
-        ok = ok_y & np.isfinite(x)
-        tidy(ax)
-        _hp_title(ax, name, int((~ok_y & np.isfinite(x)).sum()))
-        if not ok.any():
-            no_data(ax, f"no finite {run.metric}")
-            continue
-        ax.scatter(x[ok], y[ok], c=colors[ok], s=28, alpha=0.85, edgecolors="white", linewidths=0.5)
-        if (ok & is_best).any():
-            ax.scatter(
-                x[ok & is_best],
-                y[ok & is_best],
-                marker="*",
-                s=200,
-                facecolors="none",
-                edgecolors="#111827",
-                linewidths=1.2,
-                label="best",
-            )
-        _hp_axes(ax, x[ok], labels)
-        set_scale(ax, y[ok])
+        ax.set_title(name.removeprefix("config."), fontsize=9, loc="left")
+        _hp_panel(ax, x, y, colors, is_best, labels)
         ax.set_ylabel(run.metric, fontsize=8)
     arrow = "lower is better" if run.mode == "min" else "higher is better"
-    fig.suptitle(f"Hyperparameters vs best {run.metric} ({arrow}; ★ best trial)", fontsize=11)
+    hidden = int((~np.isfinite(y)).sum())
+    note = f"; {hidden} trial(s) without a finite value not shown" if hidden else ""
+    fig.suptitle(f"Hyperparameters vs best {run.metric} ({arrow}; ★ best trial{note})", fontsize=11)
+    present = sorted(set(reasons), key=lambda r: (r not in REASON_COLORS, r))
+    fig.legend(
+        handles=[Patch(color=reason_color(r), label=r) for r in present],
+        loc="outside lower center",
+        ncols=len(present),
+        fontsize=8,
+        frameon=False,
+    )
     return save(fig, path)
 
 
-def _hp_title(ax: Axes, name: str, n_hidden: int) -> None:
-    note = f"  ({n_hidden} non-finite not shown)" if n_hidden else ""
-    ax.set_title(name.removeprefix("config.") + note, fontsize=9, loc="left")
+def _hp_panel(
+    ax: Axes,
+    x: np.ndarray,
+    y: np.ndarray,
+    colors: np.ndarray,
+    is_best: np.ndarray,
+    labels: list[str] | None,
+) -> None:
+    """One hyperparameter's scatter (or strip plot for categories) of the finite metric values."""
+    tidy(ax)
+    ok = np.isfinite(x) & np.isfinite(y)
+    if not ok.any():
+        no_data(ax, "no finite metric values")
+        return
+    ax.scatter(x[ok], y[ok], c=colors[ok], s=28, alpha=0.85, edgecolors="white", linewidths=0.5)
+    star = ok & is_best
+    if star.any():
+        ax.scatter(
+            x[star],
+            y[star],
+            marker="*",
+            s=200,
+            facecolors="none",
+            edgecolors="#111827",
+            linewidths=1.2,
+        )
+    _hp_axes(ax, x[ok], labels)
+    set_scale(ax, y[ok])
 
 
 def _hp_axes(ax: Axes, x: np.ndarray, labels: list[str] | None) -> None:
