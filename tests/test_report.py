@@ -220,6 +220,8 @@ def test_every_trial_diverged_still_reports(tmp_path: Path) -> None:
     assert problems(out) == []
     html = out.read_text()
     assert "every trial" in html and "NaN" in html
+    assert "None: no trial reached a finite metric value." in html  # no best config is crowned
+    assert "no trial has a finite metric" in html  # diagnostics say whose they are
 
 
 def test_max_mode_ranks_highest_first(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ header .brand { font-size:12px; letter-spacing:.12em; text-transform:uppercase; 
 header h1 { margin:2px 0 0; font-size:26px; font-weight:600; }
 header .sub { font-size:13px; opacity:.8; }
 nav { margin-top:10px; display:flex; flex-wrap:wrap; gap:4px 14px; font-size:13px; }
-nav a { color:white; opacity:.85; text-decoration:none; text-transform:capitalize; }
+nav a { color:white; opacity:.85; text-decoration:none; }
 nav a:hover { opacity:1; text-decoration:underline; }
 main { max-width:1240px; margin:0 auto; padding:8px 32px 32px; }
 section { background:white; border:1px solid var(--line); border-radius:8px;

@@ -40,6 +40,12 @@ SECTION_IDS: tuple[str, ...] = (
 )
 """Every section's `id`, in page order; stable so links and tests can point at them."""
 
+NAV_LABELS = {
+    "summary": "Summary", "best-config": "Best config", "curves": "Loss curves",
+    "stop-reasons": "Stop reasons", "lr-history": "LR history",
+    "hyperparameters": "Hyperparameters", "sanity": "Sanity", "diagnostics": "Diagnostics",
+    "trials": "All trials",
+}  # fmt: skip
 STATUS_COLORS = {"pass": "#009E73", "warn": "#E69F00", "fail": "#D55E00"}
 
 
@@ -62,7 +68,7 @@ def write_report(run_dir: str | Path, top_k: int = 5) -> Path:
         _lr_history(run, top),
         _hyperparameters(run, best),
         _sanity(run),
-        _diagnostics(run, best),
+        _diagnostics(run, best, top),
         _trials(run, ranked, best),
     ]
     out = run.run_dir / "report.html"
@@ -143,7 +149,7 @@ def _summary(run: RunData, best: str | None) -> str:
         ("study", fmt(s.get("study", run.run_dir.name))),
         ("metric", f"{fmt(run.metric)} ({'lower' if run.mode == 'min' else 'higher'} is better)"),
         (f"best {fmt(run.metric)}", fmt(best_value)),
-        ("best trial", fmt(best)),
+        ("best trial", fmt(best) if best else "none"),
         ("trials", fmt(n_trials)),
         ("wall time", fmt_seconds(s.get("wall_seconds"))),
     ]
@@ -173,9 +179,8 @@ def _best_config(run: RunData, best: str | None) -> str:
         row = trial_row(run, best) if best else {}
         config = {k.removeprefix("config."): v for k, v in row.items() if k.startswith("config.")}
     if not config:
-        return _section(
-            "best-config", "Best configuration", '<p class="note">No configuration recorded.</p>'
-        )
+        why = "no trial reached a finite metric value" if run.trial_ids else "no trials"
+        return _section("best-config", "Best configuration", f'<p class="note">None: {why}.</p>')
     rows = [[f"<code>{fmt(k)}</code>", fmt(v)] for k, v in config.items()]
     return _section(
         "best-config", "Best configuration", _table(["hyperparameter", "value"], rows, "narrow")
@@ -271,23 +276,22 @@ def _status(status: Any) -> str:
     return f'<span class="badge" style="background:{color}">{fmt(status)}</span>'
 
 
-def _diagnostics(run: RunData, best: str | None) -> str:
-    path = plots.plot_diagnostics(run, best, _png(run, "diagnostics"))
+def _diagnostics(run: RunData, best: str | None, top: list[str]) -> str:
+    # Without a best trial (all diverged) the first in the ranking still shows how it broke.
+    shown = best or (top[0] if top else None)
+    who = f"the best trial {shown}" if best else f"trial {shown} (no trial has a finite metric)"
+    path = plots.plot_diagnostics(
+        run, shown, _png(run, "diagnostics"), title=f"Diagnostics of {who}"
+    )
     lead = (
         "Gradient norm, update/weight ratio (healthy near 1e-3, shaded: L1), top softmax "
         "probability (near uniform early, towards 1 as a classifier learns: P4) and the "
-        "fraction of dead ReLUs."
+        f"fraction of dead ReLUs, for {escape(who)}."
     )
-    return _section(
-        "diagnostics",
-        "Training diagnostics (best trial)",
-        _img(
-            path,
-            "diagnostics",
-            "The trainable reported no diagnostics (grad_norm, update_ratio, top_prob, dead_relu).",
-        ),
-        lead,
+    missing = (
+        "The trainable reported no diagnostics (grad_norm, update_ratio, top_prob, dead_relu)."
     )
+    return _section("diagnostics", "Training diagnostics", _img(path, "diagnostics", missing), lead)
 
 
 def _trials(run: RunData, ranked: list[str], best: str | None) -> str:
@@ -318,7 +322,7 @@ def _trials(run: RunData, ranked: list[str], best: str | None) -> str:
 def _page(run: RunData, body: str) -> str:
     study = fmt(run.summary.get("study", run.run_dir.name))
     version = fmt(run.summary.get("tunepipe_version", ""))
-    nav = " ".join(f'<a href="#{s}">{s.replace("-", " ")}</a>' for s in SECTION_IDS)
+    nav = " ".join(f'<a href="#{s}">{label}</a>' for s, label in NAV_LABELS.items())
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">

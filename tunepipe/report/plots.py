@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.patches import Patch
-from matplotlib.ticker import MaxNLocator
 
 from tunepipe.report.rundir import (
     Columns,
@@ -27,6 +26,7 @@ from tunepipe.report.style import (
     REASON_COLORS,
     TRAIN_COLOR,
     VAL_COLOR,
+    epoch_axis,
     new_figure,
     no_data,
     reason_color,
@@ -124,7 +124,6 @@ def _mark_curve_panel(
     if np.isfinite(best_epoch):
         ax.axvline(best_epoch, color="#374151", linestyle=":", linewidth=1, label="best epoch")
     _mark_divergence(ax, floats(hist.get("epoch")), [hist.get(c) for c in cols])
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch", fontsize=8)
     if rank == 0:
         ax.legend(fontsize=7, frameon=False)
@@ -205,7 +204,7 @@ def plot_lr_history(run: RunData, trial_ids: Sequence[str], path: Path) -> Path 
         return None
     if spans_decades(values, 1.0):
         ax.set_yscale("log")
-    ax.set_xlabel("epoch", fontsize=9)
+    epoch_axis(ax)
     ax.set_ylabel("learning rate", fontsize=9)
     tidy(ax)
     ax.legend(fontsize=7, frameon=False, loc="center left", bbox_to_anchor=(1.0, 0.5))
@@ -341,7 +340,9 @@ def _clip_explosion(ax: Axes, losses: np.ndarray) -> None:
         ax.set_ylim(low - 0.05 * (top - low), top)
 
 
-def plot_diagnostics(run: RunData, trial_id: str | None, path: Path) -> Path | None:
+def plot_diagnostics(
+    run: RunData, trial_id: str | None, path: Path, title: str | None = None
+) -> Path | None:
     """Training-health diagnostics of one trial over epochs; None when none were reported."""
     if trial_id is None:
         return None
@@ -359,8 +360,8 @@ def plot_diagnostics(run: RunData, trial_id: str | None, path: Path) -> Path | N
             continue
         values = _finite_line(ax, epochs, floats(hist.get(name)), color=TRAIN_COLOR, linewidth=1.6)
         _diagnostic_axes(ax, name, values)
-        ax.set_xlabel("epoch", fontsize=8)
-    fig.suptitle(f"Diagnostics of the best trial {trial_id}", fontsize=11)
+        epoch_axis(ax)
+    fig.suptitle(title or f"Diagnostics of trial {trial_id}", fontsize=11)
     return save(fig, path)
 
 

@@ -160,12 +160,18 @@ def ranked_trials(run: RunData) -> list[str]:
 
 
 def best_trial(run: RunData) -> str | None:
-    """The summary's best trial, else the best-ranked one, else None for an empty run."""
+    """The summary's best trial, else the best-ranked one; None when no trial has a finite metric.
+
+    A run where every trial diverged has no best trial, and the report must not crown one.
+    """
     best = run.summary.get("best_trial_id")
     if best is not None and str(best) in run.trial_ids:
         return str(best)
     ranked = ranked_trials(run)
-    return ranked[0] if ranked else (str(best) if best is not None else None)
+    if not ranked:
+        return None
+    value = floats([trial_row(run, ranked[0]).get(run.metric)])[0]
+    return ranked[0] if np.isfinite(value) else None
 
 
 def trial_history(run: RunData, trial_id: str) -> Columns:

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from schedulers.reasons import StopReason
 
@@ -57,6 +58,12 @@ def tidy(ax: Axes) -> None:
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
     ax.tick_params(labelsize=8)
+
+
+def epoch_axis(ax: Axes) -> None:
+    """Label the x axis as epochs, with whole-number ticks only (there is no epoch 1.5)."""
+    ax.set_xlabel("epoch", fontsize=8)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
 def spans_decades(values: np.ndarray, decades: float = 2.0) -> bool:
