@@ -46,6 +46,27 @@ def _trial_history(i: int, epochs: int, rng: np.random.Generator, diverged: bool
     }
 
 
+def _trial_result(i: int, tid: str, reason: str, h: dict, rng: np.random.Generator) -> dict:
+    """One results.parquet row for a synthetic trial with history `h`."""
+    val = np.array(h["val_loss"])
+    best = int(np.nanargmin(val)) if np.isfinite(val).any() else 0
+    return {
+        "trial_id": tid,
+        "config.lr": float(10 ** rng.uniform(-4, -1)),
+        "config.batch_size": [16, 32, 64, 128][i % 4],
+        "config.optimizer": ["adam", "sgd", "rmsprop"][i % 3],
+        "config.dropout": float(rng.uniform(0, 0.5)),
+        "val_loss": float(val[best]) if reason != "diverged" else math.nan,
+        "val_acc": h["val_acc"][best],
+        "train_loss": h["train_loss"][best],
+        "best_epoch": best + 1,
+        "epochs": len(val),
+        "stop_reason": reason,
+        "checkpoint": f"/tmp/ckpt/{tid}" if reason != "error" else None,
+        "lr_decays": len(val) // 5,
+    }
+
+
 def make_run(
     root: Path,
     n_trials: int = 6,
@@ -53,58 +74,25 @@ def make_run(
     all_diverged: bool = False,
     sanity: object = "default",
 ) -> Path:
-    """Write a synthetic run folder (results, history, summary, sanity) and return its path."""
+    """Write a synthetic run folder (results, history, summary, sanity) and return its path.
+
+    `sanity` is "default" (a full sanity.json), None (no file), a dict, or raw file text.
+    """
     rng = np.random.default_rng(1)
     run = root / "study-demo"
     run.mkdir(parents=True, exist_ok=True)
-    hist_rows: dict[str, list] = {}
-    results: dict[str, list] = {
-        k: []
-        for k in (
-            "trial_id",
-            "config.lr",
-            "config.batch_size",
-            "config.optimizer",
-            "config.dropout",
-        )
-    }
-    for k in (
-        "val_loss",
-        "val_acc",
-        "train_loss",
-        "best_epoch",
-        "epochs",
-        "stop_reason",
-        "checkpoint",
-        "lr_decays",
-    ):
-        results[k] = []
+    history: dict[str, list] = {}
+    results: dict[str, list] = {}
     for i in range(n_trials):
         tid, epochs = f"trial_{i:03d}", 4 + 3 * (i % 4)
         reason = "diverged" if all_diverged else REASONS[i % len(REASONS)]
         h = _trial_history(i, epochs, rng, diverged=reason == "diverged")
         for k, v in {"trial_id": [tid] * epochs, **h}.items():
-            hist_rows.setdefault(k, []).extend(v)
-        val = np.array(h["val_loss"])
-        best = int(np.nanargmin(val)) if np.isfinite(val).any() else 0
-        for k, v in {
-            "trial_id": tid,
-            "config.lr": float(10 ** rng.uniform(-4, -1)),
-            "config.batch_size": [16, 32, 64, 128][i % 4],
-            "config.optimizer": ["adam", "sgd", "rmsprop"][i % 3],
-            "config.dropout": float(rng.uniform(0, 0.5)),
-            "val_loss": float(val[best]) if reason != "diverged" else math.nan,
-            "val_acc": h["val_acc"][best],
-            "train_loss": h["train_loss"][best],
-            "best_epoch": best + 1,
-            "epochs": epochs,
-            "stop_reason": reason,
-            "checkpoint": f"/tmp/ckpt/{tid}" if reason != "error" else None,
-            "lr_decays": epochs // 5,
-        }.items():
-            results[k].append(v)
+            history.setdefault(k, []).extend(v)
+        for k, v in _trial_result(i, tid, reason, h, rng).items():
+            results.setdefault(k, []).append(v)
     pq.write_table(pa.table(results), run / "results.parquet")
-    pq.write_table(pa.table(hist_rows), run / "history.parquet")
+    pq.write_table(pa.table(history), run / "history.parquet")
     _write_summary(run, results, mode)
     if sanity == "default":
         sanity = _sanity()
