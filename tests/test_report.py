@@ -315,6 +315,38 @@ def test_not_a_run_folder_says_so(tmp_path: Path) -> None:
         write_report(tmp_path)
 
 
+DEGENERATE = {
+    "summary only": ({}, {}, {"study": "x", "metric": "val_loss", "n_trials": 0}),
+    "results only": (
+        {"trial_id": ["a", "b"], "val_loss": [0.3, math.inf], "config.flag": [True, False]},
+        {},
+        None,
+    ),
+    "null epochs, odd counts": (
+        {"trial_id": ["a"], "val_loss": [0.3]},
+        {"trial_id": ["a", "a"], "epoch": [None, None], "val_loss": [1.0, None]},
+        {"metric": "val_loss", "mode": "MAX", "stop_reasons": {"weird": 2, "completed": None}},
+    ),
+    "no finite history": (
+        {"trial_id": ["a"], "val_loss": [math.nan]},
+        {"trial_id": ["a", "a"], "epoch": [1, 2], "train_loss": [math.nan, math.inf],
+         "lr": [0.1, 0.1], "grad_norm": [math.inf, math.nan]},
+        None,
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", DEGENERATE)
+def test_degenerate_run_folders_still_report(tmp_path: Path, case: str) -> None:
+    results, history, summary = DEGENERATE[case]
+    for name, table in (("results", results), ("history", history)):
+        if table:
+            pq.write_table(pa.table(table), tmp_path / f"{name}.parquet")
+    if summary is not None:
+        (tmp_path / "summary.json").write_text(json.dumps(summary))
+    assert problems(write_report(tmp_path)) == []
+
+
 # ---- small pieces ------------------------------------------------------------------------------
 
 
