@@ -92,6 +92,24 @@ def run(
     if "test" in s:
         console.print(f"held-out test: {s['test']}")
     console.print(f"results: {outcome.run_dir}")
+    if Path(outcome.run_dir, "report.html").exists():
+        console.print(f"report: {outcome.run_dir}/report.html")
+
+
+@app.command()
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="a run folder (holds summary.json)")],
+    top_k: Annotated[int, typer.Option(help="trials drawn in the curves", min=1)] = 5,
+) -> None:
+    """Write RUN_DIR/report.html (self-contained) and its PNGs."""
+    from tunepipe.errors import RunDirError
+    from tunepipe.report import write_report
+
+    try:
+        path = write_report(run_dir, top_k=top_k)
+    except FileNotFoundError as exc:
+        raise RunDirError(str(exc)) from None
+    typer.echo(f"report: {path}")
 
 
 def main() -> None:

@@ -180,6 +180,10 @@ def _write_outputs(
             if data is not None and data.test is not None:
                 summary["test"] = _evaluate_test(loc, data)
     loc.write_json("summary.json", summary)
+    if loc.is_local:  # the report reads the run folder back; URIs get it via `tunepipe report`
+        from tunepipe.report import write_report
+
+        write_report(loc.path)
     if summary["best_trial_id"] is None:
         raise StudyFailed(
             f"no trial produced a finite {study.metric}; stop reasons: "
