@@ -116,3 +116,18 @@ def _create_token_file(path: Path) -> None:
         return  # another process created it first; ensure_token checks what it wrote
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(secrets.token_hex(_TOKEN_BYTES))
+
+
+def use_token_in_this_process(path: str | os.PathLike[str]) -> None:
+    """Make this process a token-mode Ray client of clusters guarded by the token at `path`.
+
+    Ray reads `RAY_AUTH_MODE` into its cached config when `ray` is first imported and caches the
+    token on first use, so setting the environment is not enough once `ray` is imported (pytest,
+    notebooks). This sets the variables and refreshes both caches, as Ray's own
+    `authentication_token_setup._enable_token_auth` does. Call it before `ray.init(address=...)`.
+    """
+    os.environ.update(auth_env(path))
+    from ray._raylet import AuthenticationTokenLoader, Config
+
+    Config.initialize("")
+    AuthenticationTokenLoader.instance().reset_cache()

@@ -67,6 +67,12 @@ _NODE_PORTS = (
     "metrics-export-port",
 )
 _HEAD_PORTS = ("port", "dashboard-port", "ray-client-server-port")
+# Prometheus exporters of the head that have no `ray start` flag, only an environment variable;
+# their defaults (44217, 44227) would collide between two clusters on one host.
+_HEAD_ENV_PORTS = {
+    "autoscaler-metric-port": "AUTOSCALER_METRIC_PORT",
+    "dashboard-metric-port": "DASHBOARD_METRIC_PORT",
+}
 
 
 class ClusterError(RuntimeError):
@@ -222,7 +228,7 @@ class LocalCluster:
         return self
 
     def _launch(self, index: int, role: str, num_cpus: int) -> NodeState:
-        names = _NODE_PORTS + (_HEAD_PORTS if role == "head" else ())
+        names = _NODE_PORTS + ((*_HEAD_PORTS, *_HEAD_ENV_PORTS) if role == "head" else ())
         node = NodeState(
             index=index,
             role=role,
@@ -245,12 +251,15 @@ class LocalCluster:
             "--max-worker-port=0",
             "--disable-usage-stats",
         ]
-        cmd += [f"--{name}={port}" for name, port in node.ports.items()]
+        cmd += [f"--{n}={port}" for n, port in node.ports.items() if n not in _HEAD_ENV_PORTS]
         if role == "head":
             cmd += ["--head", "--dashboard-host=127.0.0.1", "--include-dashboard=true"]
         else:
             cmd += [f"--address={self.address}"]
         env = {**os.environ, **_NODE_ENV, **auth_env(self.token_path)}
+        env.update(
+            {var: str(node.ports[n]) for n, var in _HEAD_ENV_PORTS.items() if n in node.ports}
+        )
         with open(node.log, "ab") as log:
             # start_new_session: the node gets its own session id, one of the ways stop() finds
             # every process of this node and no other.
@@ -311,12 +320,13 @@ class LocalCluster:
         node = self.state.nodes[index]
         procs = self.node_processes(index)
         _signal_all(procs, signal.SIGKILL)
-        _, left = psutil.wait_procs(procs, timeout=timeout)
+        left = _wait_gone(procs, timeout)
         if left:
             raise ClusterError(
                 f"Processes {[p.pid for p in left]} of node {index} survived SIGKILL."
             )
         node.killed = True
+        self._reap()
         self._save()
 
     def stop(self, timeout: float = 15.0) -> None:
@@ -327,18 +337,19 @@ class LocalCluster:
         """
         procs = self.processes()
         _signal_all(procs, signal.SIGTERM)
-        _, left = psutil.wait_procs(procs, timeout=timeout)
+        left = _wait_gone(procs, timeout)
         _signal_all(left, signal.SIGKILL)
-        _, left = psutil.wait_procs(left, timeout=5)
+        left = _wait_gone(left, 5)
         # A process may have been spawned between the listing and the signals.
         late = self.processes()
         _signal_all(late, signal.SIGKILL)
-        _, late_left = psutil.wait_procs(late, timeout=5)
+        late_left = _wait_gone(late, 5)
         if left or late_left:
             pids = sorted({p.pid for p in left + late_left})
             raise ClusterError(
                 f"Ray processes {pids} of the cluster in {self.dir} survived SIGKILL."
             )
+        self._reap()
         with contextlib.suppress(FileNotFoundError):
             (self.dir / STATE_FILE).unlink()
         # Session folders hold sockets and logs of dead processes; the logs stay for debugging.
@@ -402,6 +413,11 @@ class LocalCluster:
         root = self._root(node)
         return root is not None and _is_running(root)
 
+    def _reap(self) -> None:
+        """Collect the exit status of our own dead `ray start` children (no zombies left)."""
+        for proc in self._popens:
+            proc.poll()
+
     def _save(self) -> None:
         data = asdict(self.state)
         tmp = self.dir / (STATE_FILE + ".tmp")
@@ -443,6 +459,20 @@ def _signal_all(procs: list[psutil.Process], sig: signal.Signals) -> None:
     for p in procs:
         with contextlib.suppress(psutil.NoSuchProcess):
             p.send_signal(sig)
+
+
+def _wait_gone(procs: list[psutil.Process], timeout: float) -> list[psutil.Process]:
+    """Wait up to `timeout` s for `procs` to end; return those still running.
+
+    A zombie counts as ended: after `stop` from another process, the `ray start` processes stay
+    zombies until the process that started them reaps them, which psutil.wait_procs would await.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        left = [p for p in procs if _is_running(p)]
+        if not left or time.monotonic() >= deadline:
+            return left
+        time.sleep(0.1)
 
 
 def _is_running(p: psutil.Process) -> bool:
