@@ -171,19 +171,72 @@ def test_every_port_is_loopback_and_every_http_port_needs_the_token(local_cluste
     assert expected <= set(http) - set(open_http)
 
 
-def test_gcs_grpc_needs_the_token(local_cluster):  # noqa: F811
+def _grpc_code(port: int, stub_cls, method: str, request, metadata=None):
+    """The status code of one unary gRPC call to 127.0.0.1:`port` (OK if it succeeded)."""
     import grpc
-    from ray.core.generated import gcs_service_pb2, gcs_service_pb2_grpc
 
-    with grpc.insecure_channel(local_cluster.address) as channel:
-        stub = gcs_service_pb2_grpc.NodeInfoGcsServiceStub(channel)
-        request = gcs_service_pb2.GetAllNodeInfoRequest()
-        with pytest.raises(grpc.RpcError) as refused:
-            stub.GetAllNodeInfo(request, timeout=10)
-        assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
-        token = list(local_cluster.headers().items())
-        reply = stub.GetAllNodeInfo(request, timeout=10, metadata=token)
-        assert len(reply.node_info_list) == 3
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        try:
+            getattr(stub_cls(channel), method)(request, timeout=10, metadata=metadata)
+        except grpc.RpcError as e:
+            return e.code()
+    return grpc.StatusCode.OK
+
+
+def test_grpc_servers_need_the_token(local_cluster):  # noqa: F811
+    import grpc
+    from ray.core.generated import (
+        gcs_service_pb2,
+        gcs_service_pb2_grpc,
+        node_manager_pb2,
+        node_manager_pb2_grpc,
+        ray_client_pb2,
+        ray_client_pb2_grpc,
+        reporter_pb2,
+        reporter_pb2_grpc,
+    )
+
+    token = list(local_cluster.headers().items())
+    head = local_cluster.state.nodes[0].ports
+    calls = [
+        (
+            head["port"],
+            gcs_service_pb2_grpc.NodeInfoGcsServiceStub,
+            "GetAllNodeInfo",
+            gcs_service_pb2.GetAllNodeInfoRequest(),
+        ),
+        (
+            head["ray-client-server-port"],
+            ray_client_pb2_grpc.RayletDriverStub,
+            "ClusterInfo",
+            ray_client_pb2.ClusterInfoRequest(type=ray_client_pb2.ClusterInfoType.PING),
+        ),
+    ]
+    for node in local_cluster.state.nodes:
+        calls += [
+            (
+                node.ports["node-manager-port"],
+                node_manager_pb2_grpc.NodeManagerServiceStub,
+                "GetResourceLoad",
+                node_manager_pb2.GetResourceLoadRequest(),
+            ),
+            (
+                node.ports["dashboard-agent-grpc-port"],
+                reporter_pb2_grpc.ReporterServiceStub,
+                "GetTraceback",
+                reporter_pb2.GetTracebackRequest(pid=1),
+            ),
+        ]
+    without = {
+        (port, method): _grpc_code(port, stub, method, req) for port, stub, method, req in calls
+    }
+    with_token = {
+        (port, method): _grpc_code(port, stub, method, req, token)
+        for port, stub, method, req in calls
+    }
+    assert set(without.values()) == {grpc.StatusCode.UNAUTHENTICATED}, without
+    # With the token every server lets the call through (it may still fail for its own reasons).
+    assert grpc.StatusCode.UNAUTHENTICATED not in set(with_token.values()), with_token
 
 
 def test_cli_status_reads_the_cluster_from_its_folder(local_cluster):  # noqa: F811
