@@ -15,6 +15,8 @@ import secrets
 import stat
 from pathlib import Path
 
+from tunepipe.errors import TunepipeError
+
 # Ray's names (ray/_private/authentication/authentication_constants.py). Copied rather than
 # imported because that module is private; tests/test_cluster_auth.py checks they still match.
 AUTHORIZATION_HEADER_NAME = "authorization"
@@ -28,7 +30,7 @@ DEFAULT_TOKEN_PATH = Path("~/.tunepipe/ray_auth_token")
 _TOKEN_BYTES = 32
 
 
-class TokenFileError(RuntimeError):
+class TokenFileError(TunepipeError):
     """The token file is missing, empty, unreadable or readable by other users."""
 
 
