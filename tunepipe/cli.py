@@ -135,3 +135,7 @@ def _click_exit(exc: BaseException, debug: bool = False) -> None:
         err=True,
     )
     sys.exit(3)
+
+
+if __name__ == "__main__":
+    main()
