@@ -189,6 +189,7 @@ def _features(table: pa.Table, cfg: DataConfig) -> tuple[np.ndarray, list[str]]:
         flat = pc.list_flatten(col)
         _check_numeric(flat.type, cfg.image_column)
         x = flat.to_numpy(zero_copy_only=False).astype(np.float32).reshape(len(col), -1)
+        _check_image_shape(x, cfg)
         return x, [cfg.image_column]
     names = cfg.features or [n for n in table.column_names if n not in cfg.labels]
     for n in names:
@@ -200,12 +201,16 @@ def _features(table: pa.Table, cfg: DataConfig) -> tuple[np.ndarray, list[str]]:
         if names
         else np.empty((table.num_rows, 0), np.float32)
     )
+    _check_image_shape(x, cfg)
+    return x, names
+
+
+def _check_image_shape(x: np.ndarray, cfg: DataConfig) -> None:
     if cfg.image_shape and int(np.prod(cfg.image_shape)) != x.shape[1]:
         raise DataError(
             f"data.image_shape: {cfg.image_shape} holds {int(np.prod(cfg.image_shape))}"
             f" values but each row has {x.shape[1]} features"
         )
-    return x, names
 
 
 def _check_numeric(dtype: pa.DataType, column: str) -> None:
