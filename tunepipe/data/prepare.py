@@ -273,6 +273,11 @@ def _check_classes(y: np.ndarray, cfg: DataConfig) -> list[int]:
             "classification study needs class ids (use task: regression otherwise)"
         )
     found = sorted(set(np.unique(y).astype(int).tolist()))
+    if found[0] < 0:  # before the range check: undeclared classes are 0..max, so -1 looked "outside"
+        raise DataError(
+            f"data: label column {label!r} has {int((y < 0).sum())} rows with negative "
+            "class ids; use 0..C-1"
+        )
     declared = sorted(cfg.classes) if cfg.classes is not None else list(range(max(found) + 1))
     outside = np.isin(y.astype(int), declared, invert=True)
     if outside.any():
@@ -282,8 +287,6 @@ def _check_classes(y: np.ndarray, cfg: DataConfig) -> list[int]:
             f"declared classes {_span(declared)} (values {bad}); fix the labels or "
             "data.classes"
         )
-    if min(found) < 0:
-        raise DataError(f"data: label column {label!r} has negative class ids; use 0..C-1")
     return declared
 
 
