@@ -74,9 +74,15 @@ def format_validation_error(exc: ValidationError, raw: Any) -> list[str]:
     """One line per error: `path.to.field: what is wrong (got VALUE)`, with "did you mean"."""
     lines = []
     for err in exc.errors(include_url=False):
+        if err["type"] == "extra_forbidden" and "bad-domain" in err["loc"]:
+            continue  # the bad `type` is the problem; low/high/values are not unknown keys
         loc = [str(p) for p in err["loc"] if str(p) not in TAGS_IN_PATHS]
         path = ".".join(loc) or "(top level)"
         msg = _message(err, raw)
+        if err["type"] == "model_kind":  # point at the key itself and show its value
+            path, msg = f"{path}.kind", "must be mlp, cnn or custom"
+            given = err["input"]
+            err = {**err, "input": given.get("kind") if isinstance(given, dict) else given}
         if err["type"] == "missing":
             lines.append(f"{path}: {msg}")
         else:
