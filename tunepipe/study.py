@@ -147,5 +147,7 @@ def _line(path: str, msg: str, value: Any) -> str:
 
 
 def _short(value: Any) -> str:
+    if isinstance(value, BaseModel):  # cross-field rules see parsed domains; show what was written
+        value = value.model_dump(exclude_unset=True)
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
