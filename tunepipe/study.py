@@ -62,12 +62,39 @@ def _read_yaml(path: Path) -> Any:
     if "\x00" in text:
         raise StudyFileError(f"{path}: holds NUL bytes, so it is binary, not a YAML study file")
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_loader())  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise StudyFileError(f"{path}: not valid YAML{where}: {what}") from None
+
+
+def _loader() -> type:
+    """PyYAML's SafeLoader, but a key given twice in one mapping is an error, not "last wins"."""
+    import yaml
+
+    class UniqueKeyLoader(yaml.SafeLoader):
+        def construct_mapping(self, node, deep=False):
+            first: dict = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue  # `<<: *anchor` may be overridden by the keys beside it
+                key = self.construct_object(key_node, deep=deep)
+                try:
+                    line = first.setdefault(key, key_node.start_mark.line)
+                except TypeError:  # an unhashable key: SafeLoader reports it below
+                    continue
+                if line != key_node.start_mark.line:
+                    raise yaml.constructor.ConstructorError(
+                        None,
+                        None,
+                        f"key {key!r} is given twice (first at line {line + 1}); keep one",
+                        key_node.start_mark,
+                    )
+            return super().construct_mapping(node, deep=deep)
+
+    return UniqueKeyLoader
 
 
 def format_validation_error(exc: ValidationError, raw: Any) -> list[str]:
