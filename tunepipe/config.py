@@ -241,7 +241,7 @@ class TrainConfig(Strict):
     lr: float = Field(3e-4, gt=0, description="O1: Adam's safe default")
     momentum: float = Field(0.9, ge=0, lt=1, description="MO1 (SGD momentum, Adam beta1)")
     weight_decay: float = Field(0.0, ge=0)
-    batch_size: int = Field(64, ge=1, description="B1: 16 to 128")
+    batch_size: int = Field(64, ge=1, strict=True, description="B1: 16 to 128")  # not `true`
     grad_clip: float | None = Field(None, gt=0, description="M2: clip grad norm (5 or 15 for RNNs)")
     checkpoint_every: int = Field(1, ge=1, description="epochs between checkpoints")
 
@@ -352,7 +352,7 @@ def cross_field_problems(s: StudyConfig) -> list[tuple[str, str, Any]]:
                 )
     batch = s.search_space.get("batch_size", s.train.batch_size)
     for b in getattr(batch, "values", [batch]):
-        if not (isinstance(b, int) and b >= 1):
+        if not (isinstance(b, int) and not isinstance(b, bool) and b >= 1):
             problems.append(("search_space.batch_size", "batch sizes are positive integers", b))
     return problems
 
