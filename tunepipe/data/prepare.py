@@ -273,7 +273,7 @@ def _check_classes(y: np.ndarray, cfg: DataConfig) -> list[int]:
             "classification study needs class ids (use task: regression otherwise)"
         )
     found = sorted(set(np.unique(y).astype(int).tolist()))
-    if found[0] < 0:  # before the range check: undeclared classes are 0..max, so -1 looked "outside"
+    if found[0] < 0:  # first: undeclared classes are 0..max, so -1 would look "outside"
         raise DataError(
             f"data: label column {label!r} has {int((y < 0).sum())} rows with negative "
             "class ids; use 0..C-1"
