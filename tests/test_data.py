@@ -407,3 +407,10 @@ def test_image_rows_of_different_lengths(tmp_path):
 def test_image_column_that_is_not_a_list(tmp_path):
     (line,) = data_errors(tmp_path, toy_table(), image_column="a")
     assert line.startswith("data.image_column: column 'a' holds double, not lists")
+
+
+def test_empty_validation_split_is_an_error_not_a_zero_val_loss():
+    # five classes of two rows: 0.2 * 2 rounds to 0 validation rows in every class
+    x = np.random.default_rng(0).normal(size=(10, 2)).astype(np.float32)
+    with pytest.raises(DataError, match=r"^data: the validation split is empty \(10 rows"):
+        prepare_arrays(x, np.arange(10) % 5, DataConfig(source="-", label="y"), "classification", 0)

@@ -105,6 +105,11 @@ def prepare_arrays(
             f"data: the training split has {len(idx_train)} rows, fewer than one "
             f"batch ({min_rows}); lower batch_size or val_fraction"
         )
+    if len(idx_val) == 0:  # val_loss would read 0.0 and every decision would trust it
+        raise DataError(
+            f"data: the validation split is empty ({len(x)} rows, val_fraction "
+            f"{cfg.val_fraction}, rounded per class); give more data or raise val_fraction"
+        )
     mean, std = (
         feature_stats(x[idx_train])
         if cfg.normalize
