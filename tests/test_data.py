@@ -414,3 +414,11 @@ def test_empty_validation_split_is_an_error_not_a_zero_val_loss():
     x = np.random.default_rng(0).normal(size=(10, 2)).astype(np.float32)
     with pytest.raises(DataError, match=r"^data: the validation split is empty \(10 rows"):
         prepare_arrays(x, np.arange(10) % 5, DataConfig(source="-", label="y"), "classification", 0)
+
+
+def test_regression_with_one_target_as_a_flat_array():
+    x = np.arange(40, dtype=np.float32).reshape(20, 2)
+    y = np.linspace(100, 200, 20).astype(np.float32)  # shape (20,), not (20, 1)
+    data = prepare_arrays(x, y, DataConfig(source="-", label="t"), "regression", seed=0)
+    assert data.output_dim == 1 and data.train.y.shape == (16, 1)
+    assert data.target_mean.shape == (1,) and data.target_mean[0] == pytest.approx(150, abs=15)

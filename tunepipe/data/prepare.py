@@ -117,7 +117,7 @@ def prepare_arrays(
     )
     t_mean = t_std = None
     if task == "regression":
-        y = y.astype(np.float32)
+        y = y.astype(np.float32).reshape(len(y), -1)  # one target may come as a 1-D array
         if cfg.standardize_targets:
             t_mean, t_std = feature_stats(y[idx_train])
         else:
