@@ -219,3 +219,19 @@ def test_validate_and_schema_import_neither_ray_nor_torch_and_are_fast(args):
     assert report["code"] in (0, None)
     assert report["heavy"] == []
     assert report["elapsed"] < 1.0  # typically ~0.15 s; Ray alone takes seconds to import
+
+
+def test_unreadable_file_is_a_study_file_error(tmp_path, monkeypatch):
+    # (tests may run as root, where chmod 000 does not stop reading: simulate the OS refusing)
+    from tunepipe.errors import StudyFileError
+    from tunepipe.study import load_study
+
+    path = tmp_path / "locked.yaml"
+    path.write_text(GOOD_BODY)
+
+    def refuse(self):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "read_bytes", refuse)
+    with pytest.raises(StudyFileError, match=r"locked.yaml: cannot read it \(Permission denied\)"):
+        load_study(path)

@@ -46,11 +46,15 @@ def _read_yaml(path: Path) -> Any:
         raise StudyFileError(f"{path}: no such file; check the path (cwd is {Path.cwd()})")
     if path.is_dir():
         raise StudyFileError(f"{path}: is a folder; give the study's .yaml file")
-    data = path.read_bytes()
-    if len(data) > MAX_STUDY_BYTES:
-        raise StudyFileError(
-            f"{path}: {len(data)} bytes is far too big for a study file; is this the right file?"
-        )
+    try:
+        size = path.stat().st_size  # before reading: a wrong path may name a huge file
+        if size > MAX_STUDY_BYTES:
+            raise StudyFileError(
+                f"{path}: {size} bytes is far too big for a study file; is this the right file?"
+            )
+        data = path.read_bytes()
+    except OSError as exc:
+        raise StudyFileError(f"{path}: cannot read it ({exc.strerror or exc})") from None
     if not data.strip():
         raise StudyFileError(f"{path}: the file is empty; start from examples/digits.yaml")
     try:
