@@ -186,6 +186,9 @@ def test_schema_is_json_schema_the_example_validates_against(tmp_path):
     # and it does reject things: an unknown key and a bad literal
     assert list(validator.iter_errors({**example, "serach_space": {}}))
     assert list(validator.iter_errors({**example, "task": "multiclass"}))
+    # and agrees with tunepipe: a model without kind is an MLP; a domain needs its bounds
+    assert list(validator.iter_errors({**example, "model": {"depth": 3}})) == []
+    assert list(validator.iter_errors({**example, "search_space": {"lr": {"type": "uniform"}}}))
 
 
 PROBE = textwrap.dedent(

@@ -140,6 +140,13 @@ def test_good_studies_validate(raw):
     assert isinstance(parse_study(raw), StudyConfig)
 
 
+@pytest.mark.parametrize("raw", GOOD.values(), ids=GOOD.keys())
+def test_good_studies_pass_the_json_schema_too(raw):
+    jsonschema = pytest.importorskip("jsonschema")
+    validator = jsonschema.Draft202012Validator(StudyConfig.model_json_schema())
+    assert [e.message for e in validator.iter_errors(raw)] == []
+
+
 def test_digits_example_parses_with_its_settings():
     study = load_study(REPO / "examples" / "digits.yaml")
     assert study.name == "digits-mlp"

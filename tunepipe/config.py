@@ -19,6 +19,7 @@ from pydantic import (
     ValidationInfo,
     field_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
 
 IMPORT_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 # Hyperparameters the built-in trainable reads itself; anything else goes to the model factory.
@@ -111,7 +112,7 @@ Domain = Annotated[
     | Annotated[RandInt, Tag("randint")]
     | Annotated[Choice, Tag("choice")]
     | Annotated[Grid, Tag("grid")]
-    | Annotated[_BadDomain, Tag("bad-domain")]
+    | Annotated[_BadDomain, Tag("bad-domain"), SkipJsonSchema()]  # for error messages only
     | Annotated[Constant, Tag("constant")],
     Discriminator(_domain_tag),
 ]
@@ -181,7 +182,7 @@ class _ModelBase(Strict):
 
 
 class MLPModel(_ModelBase):
-    kind: Literal["mlp"]
+    kind: Literal["mlp"] = "mlp"  # a model with neither kind nor factory is an MLP
     hidden_width: int = Field(128, ge=1)
     depth: int = Field(2, ge=0, description="hidden layers; M1 prefers deep and narrow")
 
