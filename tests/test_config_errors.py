@@ -228,3 +228,21 @@ def test_search_space_batch_size_must_be_positive_int(batch):
 def test_parse_study_rejects_non_mappings(raw):
     with pytest.raises(StudyFileError, match="a study file is a YAML mapping"):
         parse_study(raw, source="s.yaml")
+
+
+def test_numbers_in_exponent_form_are_numbers_not_strings(tmp_path):
+    # PyYAML (YAML 1.1) alone reads 1e-3 as the string '1e-3'; a choice of rates would reach
+    # the trial as text and a dropout of '1e-1' would crash the model's constructor.
+    path = tmp_path / "s.yaml"
+    path.write_text(
+        "name: '1e-3'\ndata: {source: digits, label: label}\nmodel: {kind: mlp}\n"  # quoted: text
+        "train: {lr: 1e-3}\n"
+        "search_space:\n"
+        "  dropout: {type: choice, values: [0, 1e-1, 2.5E-1]}\n"
+        "  weight_decay: 1e-4\n"
+    )
+    study = load_study(path)
+    assert study.train.lr == 1e-3
+    assert study.search_space["dropout"].values == [0, 0.1, 0.25]
+    assert study.search_space["weight_decay"] == 1e-4
+    assert study.name == "1e-3"

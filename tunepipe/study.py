@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +99,13 @@ def _loader() -> type:
                     )
             return super().construct_mapping(node, deep=deep)
 
+    # YAML 1.1 reads 1e-3 (no dot, or no exponent sign) as a string: learning rates written that
+    # way would reach a trial as text. Read them as numbers, as YAML 1.2 and JSON do.
+    UniqueKeyLoader.add_implicit_resolver(
+        "tag:yaml.org,2002:float",
+        re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+        list("-+0123456789."),
+    )
     return UniqueKeyLoader
 
 
