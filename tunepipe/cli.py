@@ -138,12 +138,10 @@ def main() -> None:
 
 
 def _click_exit(exc: BaseException, debug: bool = False) -> None:
-    import click
-
-    if isinstance(exc, click.exceptions.Exit):
+    if isinstance(exc, (typer.Exit, *_click_types("Exit"))):
         sys.exit(exc.exit_code)
-    if isinstance(exc, click.ClickException):
-        exc.show()
+    if isinstance(exc, _click_types("ClickException")):
+        exc.show()  # a usage error: the command line, not the study, is wrong
         sys.exit(2)
     if debug:
         raise exc
@@ -153,3 +151,20 @@ def _click_exit(exc: BaseException, debug: bool = False) -> None:
         err=True,
     )
     sys.exit(3)
+
+
+def _click_types(name: str) -> tuple[type, ...]:
+    """Click's exception class `name`, from typer's vendored copy (typer >= 0.2x) and/or click."""
+    import importlib
+
+    found = []
+    for module in ("typer._click.exceptions", "click.exceptions"):
+        try:
+            found.append(getattr(importlib.import_module(module), name))
+        except (ImportError, AttributeError):
+            pass
+    return tuple(found)
+
+
+if __name__ == "__main__":
+    main()

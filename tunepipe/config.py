@@ -19,6 +19,7 @@ from pydantic import (
     ValidationInfo,
     field_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
 
 IMPORT_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 # Hyperparameters the built-in trainable reads itself; anything else goes to the model factory.
@@ -111,7 +112,7 @@ Domain = Annotated[
     | Annotated[RandInt, Tag("randint")]
     | Annotated[Choice, Tag("choice")]
     | Annotated[Grid, Tag("grid")]
-    | Annotated[_BadDomain, Tag("bad-domain")]
+    | Annotated[_BadDomain, Tag("bad-domain"), SkipJsonSchema()]  # for error messages only
     | Annotated[Constant, Tag("constant")],
     Discriminator(_domain_tag),
 ]
@@ -181,7 +182,7 @@ class _ModelBase(Strict):
 
 
 class MLPModel(_ModelBase):
-    kind: Literal["mlp"]
+    kind: Literal["mlp"] = "mlp"  # a model with neither kind nor factory is an MLP
     hidden_width: int = Field(128, ge=1)
     depth: int = Field(2, ge=0, description="hidden layers; M1 prefers deep and narrow")
 
@@ -253,7 +254,7 @@ class TrainConfig(Strict):
     lr: float = Field(3e-4, gt=0, description="O1: Adam's safe default")
     momentum: float = Field(0.9, ge=0, lt=1, description="MO1 (SGD momentum, Adam beta1)")
     weight_decay: float = Field(0.0, ge=0)
-    batch_size: int = Field(64, ge=1, description="B1: 16 to 128")
+    batch_size: int = Field(64, ge=1, strict=True, description="B1: 16 to 128")  # not `true`
     grad_clip: float | None = Field(None, gt=0, description="M2: clip grad norm (5 or 15 for RNNs)")
     checkpoint_every: int = Field(1, ge=1, description="epochs between checkpoints")
     lr_schedule: LRSchedule = Field(default_factory=LRSchedule)
@@ -420,7 +421,7 @@ def cross_field_problems(s: StudyConfig) -> list[tuple[str, str, Any]]:
                 )
     batch = s.search_space.get("batch_size", s.train.batch_size)
     for b in getattr(batch, "values", [batch]):
-        if not (isinstance(b, int) and b >= 1):
+        if not (isinstance(b, int) and not isinstance(b, bool) and b >= 1):
             problems.append(("search_space.batch_size", "batch sizes are positive integers", b))
     return problems
 
