@@ -423,7 +423,42 @@ def cross_field_problems(s: StudyConfig) -> list[tuple[str, str, Any]]:
     for b in getattr(batch, "values", [batch]):
         if not (isinstance(b, int) and not isinstance(b, bool) and b >= 1):
             problems.append(("search_space.batch_size", "batch sizes are positive integers", b))
+    problems += _space_value_problems(s)
     return problems
+
+
+def _space_value_problems(s: StudyConfig) -> list[tuple[str, str, Any]]:
+    """Each value a search-space entry can take must pass its setting's own rules (dropout < 1,
+    hidden_width ≥ 1, optimizer adam|sgd, ...), so a bad range fails here, not inside a trial."""
+    from pydantic import TypeAdapter, ValidationError
+
+    owners = [TrainConfig] + ([type(s.model)] if s.model and s.model.kind != "custom" else [])
+    problems = []
+    for key, dom in s.search_space.items():
+        if key == "batch_size" or dom == "auto":
+            continue
+        field = next((o.model_fields[key] for o in owners if key in o.model_fields), None)
+        if field is None:
+            continue
+        adapter = TypeAdapter(Annotated[field.annotation, field])
+        for value in _domain_values(dom):
+            try:
+                adapter.validate_python(value)
+            except ValidationError as exc:
+                msg = exc.errors(include_url=False)[0]["msg"].replace("Input should be", "must be")
+                problems.append((f"search_space.{key}", f"{key} {msg}", value))
+                break
+    return problems
+
+
+def _domain_values(dom: Any) -> list[Any]:
+    """The values a domain can produce that decide its validity: bounds, or every choice."""
+    if not isinstance(dom, BaseModel):
+        return [dom]
+    if hasattr(dom, "values"):
+        return list(dom.values)
+    high = dom.high - 1 if dom.type == "randint" else dom.high
+    return [dom.low, high]
 
 
 BUILTIN_METRICS = ("val_loss", "val_acc", "val_rmse", "train_loss")
@@ -432,7 +467,11 @@ BUILTIN_METRICS = ("val_loss", "val_acc", "val_rmse", "train_loss")
 def did_you_mean(key: str, options: Any) -> str:
     import difflib
 
-    close = difflib.get_close_matches(key, sorted(options), n=1, cutoff=0.6)
+    options = sorted(options)
+    # A shortened key ("grace" for "grace_period") is the commonest slip; difflib's ratio
+    # undervalues it, so an option that starts with the key wins first.
+    close = [o for o in options if len(key) >= 3 and o.startswith(key)]
+    close = close or difflib.get_close_matches(key, options, n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
