@@ -130,7 +130,7 @@ def test_plateau_decays_lr_and_continues_from_checkpoint(ray_session, tmp_path):
     epochs = [h["epoch"] for h in history]
     assert epochs == list(range(1, len(epochs) + 1))  # continued: no restart, no rolled-back epoch
     assert lrs[0] == pytest.approx(1e-6)
-    assert any(b == pytest.approx(a * 0.5) for a, b in zip(lrs, lrs[1:])), lrs
+    assert any(b == pytest.approx(a * 0.5) for a, b in zip(lrs, lrs[1:], strict=False)), lrs
     assert rows[0]["lr_decays"] >= 1
     assert rows[0]["stop_reason"] == "plateau"
     assert rows[0]["config.lr"] == pytest.approx(1e-6)  # the sampled rate, not the decayed one

@@ -1,4 +1,4 @@
-"""Ray integration: a study whose `trainable:` is a plain Ray Tune function (Ray's example style)."""
+"""Ray integration: a study whose `trainable:` is a plain Ray Tune function (as in Ray's docs)."""
 
 from __future__ import annotations
 
