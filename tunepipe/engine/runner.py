@@ -91,7 +91,11 @@ def resume_study(
     from tunepipe.engine.storage import locate_run_dir
     from tunepipe.study import parse_study
 
-    loc = locate_run_dir(run_dir if "://" in run_dir else str(Path(run_dir).resolve()))
+    if "://" in run_dir:
+        loc = locate_run_dir(run_dir)
+    else:
+        path = Path(run_dir).expanduser().resolve()
+        loc = locate(str(path.parent), path.name)
     if not loc.exists(STUDY_FILE):
         raise RunDirError(
             f"{loc.display} holds no {STUDY_FILE}, so it is not a tunepipe run folder or its "
@@ -131,10 +135,10 @@ def _start_ray(
     from tunepipe.engine.session import init_ray
 
     init_ray(address, num_cpus=num_cpus, extra_pythonpath=paths)
-    if address is not None:
-        import ray
+    import ray
 
-        check_storage_reaches_every_node(loc, _node_hosts(ray.nodes()), shared_storage)
+    # Always, not only with an address: inside a Ray job, RAY_ADDRESS joins the cluster silently.
+    check_storage_reaches_every_node(loc, _node_hosts(ray.nodes()), shared_storage)
 
 
 def _node_hosts(nodes: list[dict[str, Any]]) -> set[str]:
