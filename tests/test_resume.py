@@ -33,14 +33,16 @@ def _private_network() -> None:
         pytest.fail(problem, pytrace=False)
 
 
-def write_study(folder: Path, trials: int, epochs: int, delay: float = 0.05) -> Path:
+def write_study(
+    folder: Path, trials: int, epochs: int, delay: float = 0.05, code_dir: str = str(SLOW_CODE)
+) -> Path:
     """A digits study whose training batches sleep, so there is time to stop it midway."""
     study = {
         "name": "slow",
         "seed": 0,
         "data": {"source": "digits", "label": "label", "val_fraction": 0.2},
         "model": {"kind": "custom", "factory": "slow_net:slow_mlp", "args": {"delay": delay}},
-        "code_dir": str(SLOW_CODE),
+        "code_dir": code_dir,
         "train": {"batch_size": 256},
         "search_space": {"lr": {"type": "loguniform", "low": 1e-3, "high": 1e-2}},
         "scheduler": {"kind": "fifo", "max_epochs": epochs, "grace_period": 1},

@@ -144,7 +144,14 @@ def job_runtime_env(folder: Path, study_dir: Path, code_dir: str | None) -> dict
         entries.append(str(code.relative_to(folder)) or ".")
     # ${PYTHONPATH}: Ray expands it to the node's own value, which must survive (Ray's update_envs).
     entries.append("${PYTHONPATH}")
-    return {"env_vars": {"PYTHONPATH": os.pathsep.join(dict.fromkeys(entries))}}
+    return {
+        "env_vars": {
+            "PYTHONPATH": os.pathsep.join(dict.fromkeys(entries)),
+            # The job joins the cluster with the token of the node it runs on, not with whatever
+            # TUNEPIPE_RAY_TOKEN_PATH the submitting shell happened to pass to `ray start`.
+            "TUNEPIPE_RAY_TOKEN_PATH": "${RAY_AUTH_TOKEN_PATH}",
+        }
+    }
 
 
 def list_jobs(address: str, token_path: str | os.PathLike[str]) -> list[Any]:
