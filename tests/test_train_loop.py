@@ -229,11 +229,13 @@ def test_regression_rmse_scales_with_the_targets_and_the_loss_does_not(tmp_path)
 # ---------------------------------------------------------------- checkpoint.newest_in
 
 
-def make_checkpoint(folder: Path, files=(ckpt.STATE_FILE, ckpt.META_FILE)) -> Path:
+def make_checkpoint(
+    folder: Path, files=(ckpt.STATE_FILE, ckpt.META_FILE), epoch: int = 1
+) -> str:
     folder.mkdir(parents=True)
     for name in files:
-        (folder / name).write_text("x")
-    return folder
+        (folder / name).write_text(json.dumps({"epoch": epoch}) if name == ckpt.META_FILE else "x")
+    return str(folder)
 
 
 def test_newest_in_picks_the_highest_numbered_complete_checkpoint(tmp_path):
@@ -248,6 +250,15 @@ def test_newest_in_picks_the_highest_numbered_complete_checkpoint(tmp_path):
     (tmp_path / "checkpoint_000050").write_text("a file, not a folder")
     assert ckpt.newest_in(tmp_path) == best
     assert ckpt.newest_in(str(tmp_path)) == best
+
+
+def test_newest_in_prefers_the_latest_epoch_over_the_folder_number(tmp_path):
+    # After a restore Ray numbers checkpoints from its last snapshot: checkpoint_000002 may be
+    # rewritten with epoch 5 while checkpoint_000003 still holds epoch 4.
+    make_checkpoint(tmp_path / "checkpoint_000003", epoch=4)
+    later = make_checkpoint(tmp_path / "checkpoint_000002", epoch=5)
+    assert ckpt.newest_in(tmp_path) == later
+    assert ckpt.checkpoint_epoch(later) == 5
 
 
 def test_newest_in_with_nothing_to_resume(tmp_path):

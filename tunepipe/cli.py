@@ -52,20 +52,33 @@ def schema() -> None:
     typer.echo(json.dumps(StudyConfig.model_json_schema(), indent=2))
 
 
+SharedStorage = Annotated[
+    bool,
+    typer.Option(
+        "--shared-storage",
+        envvar="TUNEPIPE_SHARED_STORAGE",
+        help="the local --storage path is a mount (NFS) every node of the cluster sees",
+    ),
+]
+AddressOpt = Annotated[
+    str | None,
+    typer.Option(help="a Ray cluster to join (as ray.init takes it); default: an embedded Ray"),
+]
+
+
 @app.command()
 def run(
     study: StudyArg,
     storage: Annotated[str | None, typer.Option(help="folder or URI for the run folder")] = None,
-    address: Annotated[
-        str | None,
-        typer.Option(help="a Ray cluster to join (as ray.init takes it); default: an embedded Ray"),
-    ] = None,
+    address: AddressOpt = None,
     num_samples: Annotated[int | None, typer.Option(help="override num_samples", min=1)] = None,
     seed: Annotated[int | None, typer.Option(help="override the study seed", min=0)] = None,
+    shared_storage: SharedStorage = False,
 ) -> None:
-    """Run a study: check it, search with Ray Tune, write results, the best model and a report."""
-    from rich.console import Console
+    """Run a study: check it, search with Ray Tune, write results, the best model and a report.
 
+    Ctrl+C or SIGTERM stops it gracefully (exit 130 or 143); `tunepipe resume RUN_DIR` continues.
+    """
     from tunepipe.engine.runner import run_study
     from tunepipe.study import load_study
 
@@ -77,7 +90,33 @@ def run(
         address=address,
         num_samples=num_samples,
         seed=seed,
+        shared_storage=shared_storage,
     )
+    _print_outcome(outcome)
+
+
+@app.command()
+def resume(
+    run_dir: Annotated[str, typer.Argument(help="the run folder (<storage>/<study name>)")],
+    address: AddressOpt = None,
+    study_dir: Annotated[
+        Path | None,
+        typer.Option(help="folder the study's relative paths start from (default: as recorded)"),
+    ] = None,
+    shared_storage: SharedStorage = False,
+) -> None:
+    """Continue an interrupted study: finished trials kept, the rest from their last checkpoint."""
+    from tunepipe.engine.runner import resume_study
+
+    outcome = resume_study(
+        run_dir, study_dir=study_dir, address=address, shared_storage=shared_storage
+    )
+    _print_outcome(outcome)
+
+
+def _print_outcome(outcome) -> None:
+    from rich.console import Console
+
     s = outcome.summary
     console = Console()
     extra = f", val_acc = {s['best_val_acc']:.4f}" if "best_val_acc" in s else ""
@@ -117,6 +156,103 @@ def report(
 
 def _fmt(value: object) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+jobs_app = typer.Typer(
+    no_args_is_help=True, help="Ray jobs on a cluster: list, status, logs, stop (Jobs API)."
+)
+app.add_typer(jobs_app, name="jobs")
+
+DashboardOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--address",
+        help="the cluster's dashboard, http://HOST:8265 "
+        "(default: TUNEPIPE_ADDRESS, RAY_ADDRESS, http://127.0.0.1:8265)",
+        show_default=False,
+    ),
+]
+TokenOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--token-file",
+        help="the cluster's 0600 token file (default: TUNEPIPE_RAY_TOKEN_PATH, "
+        "RAY_AUTH_TOKEN_PATH, ~/.tunepipe/ray_auth_token)",
+        show_default=False,
+    ),
+]
+JobArg = Annotated[str, typer.Argument(help="the job's submission id", show_default=False)]
+
+
+def _cluster(address: str | None, token_file: Path | None) -> tuple[str, Path]:
+    from tunepipe.engine.jobs import default_address
+    from tunepipe.engine.session import token_path
+
+    return address or default_address(), (token_file or token_path()).expanduser()
+
+
+@app.command()
+def submit(
+    study: StudyArg,
+    address: DashboardOpt = None,
+    token_file: TokenOpt = None,
+    storage: Annotated[
+        str | None,
+        typer.Option(help="run folder storage as the cluster sees it (a URI or shared path)"),
+    ] = None,
+    working_dir: Annotated[
+        Path | None, typer.Option(help="folder uploaded with the job (default: the study's)")
+    ] = None,
+    shared_storage: SharedStorage = False,
+) -> None:
+    """Submit `tunepipe run STUDY` to a Ray cluster as a job; prints the job id."""
+    from tunepipe.engine import jobs
+
+    url, token = _cluster(address, token_file)
+    args = (["--storage", storage] if storage else []) + (
+        ["--shared-storage"] if shared_storage else []
+    )
+    typer.echo(jobs.submit(study, url, token, working_dir=working_dir, run_args=args))
+
+
+@jobs_app.command("list")
+def jobs_list(address: DashboardOpt = None, token_file: TokenOpt = None) -> None:
+    """Every job the cluster knows: id, status, entrypoint."""
+    from tunepipe.engine import jobs
+
+    for job in jobs.list_jobs(*_cluster(address, token_file)):
+        typer.echo(f"{job.submission_id}\t{job.status.value}\t{job.entrypoint}")
+
+
+@jobs_app.command("status")
+def jobs_status(job: JobArg, address: DashboardOpt = None, token_file: TokenOpt = None) -> None:
+    """The job's status: PENDING, RUNNING, STOPPED, SUCCEEDED or FAILED."""
+    from tunepipe.engine import jobs
+
+    typer.echo(jobs.job_status(job, *_cluster(address, token_file)))
+
+
+@jobs_app.command("logs")
+def jobs_logs(
+    job: JobArg,
+    address: DashboardOpt = None,
+    token_file: TokenOpt = None,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="until the job ends")] = False,
+) -> None:
+    """The job's output so far (or followed until it ends)."""
+    from tunepipe.engine import jobs
+
+    for chunk in jobs.job_logs(job, *_cluster(address, token_file), follow=follow):
+        typer.echo(chunk, nl=False)
+
+
+@jobs_app.command("stop")
+def jobs_stop(job: JobArg, address: DashboardOpt = None, token_file: TokenOpt = None) -> None:
+    """Stop the job (SIGTERM: the study stops gracefully and stays resumable)."""
+    from tunepipe.engine import jobs
+
+    stopped = jobs.stop_job(job, *_cluster(address, token_file))
+    typer.echo("stop requested" if stopped else "the job had already ended")
 
 
 def main() -> None:

@@ -355,6 +355,9 @@ class StudyConfig(Strict):
     metrics: MetricNames = Field(default_factory=MetricNames)
     resources: Resources = Field(default_factory=Resources)
     num_samples: int = Field(16, ge=1)
+    max_failures: int = Field(
+        2, ge=0, description="retries of a failed trial, each from its newest checkpoint"
+    )
     storage: str = Field("runs", description="a local folder or a URI pyarrow's filesystems open")
     metric: str = "val_loss"
     mode: Literal["min", "max"] = "min"

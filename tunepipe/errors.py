@@ -33,3 +33,7 @@ class StudyFailed(TunepipeError):
     """The study ran but produced no usable trial (CLI exit code 1)."""
 
     exit_code = 1
+
+
+class StorageError(TunepipeError):
+    """The storage cannot hold the run folder where every node of the cluster reaches it."""

@@ -17,10 +17,41 @@ from pathlib import Path
 from typing import Any
 
 from tunepipe.engine.auth import auth_headers
+from tunepipe.errors import TunepipeError
+
+DEFAULT_ADDRESS = "http://127.0.0.1:8265"
 
 
-class JobError(RuntimeError):
-    """A Jobs API request failed: cluster unreachable, token refused, or job unknown."""
+class JobError(TunepipeError, RuntimeError):
+    """A Jobs API request failed: cluster unreachable, token refused, or job unknown (exit 2)."""
+
+
+def default_address() -> str:
+    """The dashboard to talk to: TUNEPIPE_ADDRESS, else RAY_ADDRESS when it is an http(s) URL."""
+    for name in ("TUNEPIPE_ADDRESS", "RAY_ADDRESS"):
+        value = os.environ.get(name, "")
+        if value.startswith(("http://", "https://")):
+            return value
+    return DEFAULT_ADDRESS
+
+
+def _request(what: str, address: str, call: Any) -> Any:
+    """Run one client call; Ray's RuntimeErrors (404 unknown job, 401/403) become JobErrors."""
+    from ray.exceptions import AuthenticationError
+
+    try:
+        return call()
+    except (ConnectionError, RuntimeError, AuthenticationError) as e:
+        if isinstance(e, JobError):
+            raise
+        text = str(e)
+        if "401" in text or "403" in text or isinstance(e, AuthenticationError):
+            hint = "the cluster refused the token: pass the cluster's token file (--token-file)"
+        elif "404" in text or "does not exist" in text:
+            hint = "no such job on this cluster; `tunepipe jobs list` shows the known ones"
+        else:
+            hint = "check the address is the dashboard's http://HOST:PORT"
+        raise JobError(f"{what} at {address} failed: {text.strip()[:300]} ({hint})") from None
 
 
 def _client(address: str, token_path: str | os.PathLike[str]) -> Any:
@@ -53,7 +84,11 @@ def submit_entrypoint(
     if working_dir is not None:
         env["working_dir"] = str(working_dir)
     client = _client(address, token_path)
-    return client.submit_job(entrypoint=entrypoint, runtime_env=env or None)
+    return _request(
+        "Submitting the job",
+        address,
+        lambda: client.submit_job(entrypoint=entrypoint, runtime_env=env or None),
+    )
 
 
 def submit(
@@ -61,12 +96,16 @@ def submit(
     address: str,
     token_path: str | os.PathLike[str],
     working_dir: str | os.PathLike[str] | None = None,
+    run_args: list[str] = (),
 ) -> str:
     """Submit `tunepipe run STUDY` as a Ray job and return its submission id.
 
     The working directory (the study's folder when None) is uploaded with the job, so the study
-    file and anything it names by relative path travel with it. It must contain the study.
+    file and anything it names by relative path travel with it. It must contain the study, and
+    the study's `code_dir` when it names one. `run_args` go to `tunepipe run` (e.g. --storage).
     """
+    from tunepipe.study import load_study
+
     study = Path(study_path).resolve()
     folder = Path(working_dir).resolve() if working_dir is not None else study.parent
     if not study.is_file():
@@ -76,23 +115,61 @@ def submit(
             f"Study file {study} is outside the working directory {folder}, which is all the job "
             "sees. Pass a working_dir that contains the study."
         )
-    entrypoint = f"tunepipe run {shlex.quote(str(study.relative_to(folder)))}"
-    return submit_entrypoint(entrypoint, address, token_path, working_dir=folder)
+    cfg = load_study(study)  # a broken study fails here, not minutes later on the cluster
+    runtime_env = job_runtime_env(folder, study.parent, cfg.code_dir)
+    entrypoint = " ".join(
+        ["tunepipe", "run", shlex.quote(str(study.relative_to(folder)))]
+        + [shlex.quote(a) for a in run_args]
+    )
+    return submit_entrypoint(
+        entrypoint, address, token_path, working_dir=folder, runtime_env=runtime_env
+    )
+
+
+def job_runtime_env(folder: Path, study_dir: Path, code_dir: str | None) -> dict[str, Any]:
+    """The job's runtime_env besides its working_dir: the user's code on every worker's path.
+
+    Every Ray worker of the job starts in its own unpacked copy of the working directory, so a
+    PYTHONPATH relative to it names the code on each node, wherever the copy landed.
+    """
+    entries = ["."]
+    if code_dir:
+        code = (study_dir / code_dir).resolve()
+        if not code.is_relative_to(folder):
+            raise JobError(
+                f"code_dir {code} is outside the job's working directory {folder}, which is all "
+                "the job uploads. Move the code below the study's folder, or pass --working-dir "
+                "a folder holding both."
+            )
+        entries.append(str(code.relative_to(folder)) or ".")
+    # ${PYTHONPATH}: Ray expands it to the node's own value, which must survive (Ray's update_envs).
+    entries.append("${PYTHONPATH}")
+    return {
+        "env_vars": {
+            "PYTHONPATH": os.pathsep.join(dict.fromkeys(entries)),
+            # The job joins the cluster with the token of the node it runs on, not with whatever
+            # TUNEPIPE_RAY_TOKEN_PATH the submitting shell happened to pass to `ray start`.
+            "TUNEPIPE_RAY_TOKEN_PATH": "${RAY_AUTH_TOKEN_PATH}",
+        }
+    }
 
 
 def list_jobs(address: str, token_path: str | os.PathLike[str]) -> list[Any]:
     """Every job the cluster knows, as Ray's `JobDetails` (submission_id, status, entrypoint...)."""
-    return _client(address, token_path).list_jobs()
+    client = _client(address, token_path)
+    return _request("Listing jobs", address, client.list_jobs)
 
 
 def job_status(job_id: str, address: str, token_path: str | os.PathLike[str]) -> str:
     """The job's status name: PENDING, RUNNING, STOPPED, SUCCEEDED or FAILED."""
-    return str(_client(address, token_path).get_job_status(job_id).value)
+    client = _client(address, token_path)
+    return str(_request(f"Job {job_id}", address, lambda: client.get_job_status(job_id)).value)
 
 
 def stop_job(job_id: str, address: str, token_path: str | os.PathLike[str]) -> bool:
     """Ask the cluster to stop the job; False if it had already finished."""
-    return bool(_client(address, token_path).stop_job(job_id))
+    client = _client(address, token_path)
+    return bool(_request(f"Stopping job {job_id}", address, lambda: client.stop_job(job_id)))
 
 
 def job_logs(
@@ -101,8 +178,9 @@ def job_logs(
     """The job's output: all of it so far, or with `follow` chunks as they come until it ends."""
     client = _client(address, token_path)
     if not follow:
-        yield client.get_job_logs(job_id)
+        yield _request(f"Logs of job {job_id}", address, lambda: client.get_job_logs(job_id))
         return
+    _request(f"Job {job_id}", address, lambda: client.get_job_status(job_id))  # unknown: say so
     yield from _iterate_async(client.tail_job_logs(job_id))
 
 

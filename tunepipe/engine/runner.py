@@ -13,14 +13,21 @@ from typing import Any
 import yaml
 
 from tunepipe.config import StudyConfig
-from tunepipe.engine.storage import RunLocation, locate
+from tunepipe.engine.interrupt import Interrupted, graceful_signals
+from tunepipe.engine.storage import RunLocation, check_storage_reaches_every_node, locate
 from tunepipe.errors import RunDirError, StudyFailed
+
+TUNER_STATE = "tuner.pkl"  # Ray Tune's record of how the Tuner was built; restore needs it
 
 
 @dataclass
 class RunOutcome:
     run_dir: str
     summary: dict[str, Any]
+
+
+STUDY_FILE = "study.yaml"  # written first: it is what makes a folder a (resumable) study
+RUN_FILE = "run.json"  # where the study came from, so resume finds relative data and code
 
 
 def run_study(
@@ -33,11 +40,14 @@ def run_study(
     seed: int | None = None,
     progress: bool = True,
     num_cpus: int | None = None,
+    shared_storage: bool = False,
 ) -> RunOutcome:
     """Run a validated study end to end; returns the run folder and the summary.
 
-    Raises RunDirError when the run folder already holds a study (nothing is overwritten) and
-    StudyFailed when no trial produced a usable result.
+    Raises RunDirError when the run folder already holds a study (nothing is overwritten),
+    StorageError when a cluster spans hosts and the storage is a local path (`shared_storage`
+    declares it an NFS-like mount every node sees), Interrupted on SIGINT/SIGTERM (the study is
+    resumable) and StudyFailed when no trial produced a usable result.
     """
     updates = {
         k: v
@@ -47,7 +57,7 @@ def run_study(
     study = study.model_copy(update=updates)
     study_dir = (study_dir or Path.cwd()).resolve()
     loc = locate(study.storage, study.name)  # outputs go where the user runs tunepipe
-    if loc.exists():
+    if loc.exists(STUDY_FILE):
         raise RunDirError(
             f"{loc.display} already holds a study; nothing was changed. Use another "
             "--storage, rename the study (name:), or `tunepipe resume "
@@ -55,6 +65,69 @@ def run_study(
         )
     t0 = time.monotonic()
     data = _load_data(study, study_dir)  # bad data stops here, before Ray starts
+    _start_ray(study, study_dir, address, num_cpus, loc, shared_storage)
+    # Written before the search, not after: a study killed midway must be resumable.
+    loc.write_text(STUDY_FILE, yaml.safe_dump(study.model_dump(mode="json"), sort_keys=False))
+    loc.write_json(RUN_FILE, {"study_dir": str(study_dir)})
+    grid, scheduler = _fit(study, data, loc, progress)
+    return _write_outputs(study, data, loc, grid, scheduler, time.monotonic() - t0)
+
+
+def resume_study(
+    run_dir: str,
+    *,
+    study_dir: Path | None = None,
+    address: str | None = None,
+    progress: bool = True,
+    num_cpus: int | None = None,
+    shared_storage: bool = False,
+) -> RunOutcome:
+    """Continue an interrupted study in its run folder and rewrite its outputs.
+
+    Finished trials are kept, unfinished ones continue from their newest checkpoint, errored ones
+    are retried. The study, its seed (hence the same data split) and its folder come from the run
+    folder's study.yaml and run.json; `study_dir` overrides the folder relative paths start from.
+    """
+    from tunepipe.engine.storage import locate_run_dir
+    from tunepipe.study import parse_study
+
+    if "://" in run_dir:
+        loc = locate_run_dir(run_dir)
+    else:
+        path = Path(run_dir).expanduser().resolve()
+        loc = locate(str(path.parent), path.name)
+    if not loc.exists(STUDY_FILE):
+        raise RunDirError(
+            f"{loc.display} holds no {STUDY_FILE}, so it is not a tunepipe run folder or its "
+            "study never started; give the run folder itself (<storage>/<study name>), or start "
+            "the study with `tunepipe run STUDY`"
+        )
+    study = parse_study(
+        yaml.safe_load(loc.read_text(STUDY_FILE)), source=f"{loc.display}/{STUDY_FILE}"
+    )
+    # The folder may have been moved since: it, not the storage recorded inside, is the truth.
+    study = study.model_copy(update={"storage": loc.storage, "name": loc.name})
+    if study_dir is None:
+        recorded = loc.read_json(RUN_FILE).get("study_dir") if loc.exists(RUN_FILE) else None
+        study_dir = Path(recorded) if recorded and Path(recorded).is_dir() else Path.cwd()
+    study_dir = study_dir.resolve()
+    t0 = time.monotonic()
+    data = _load_data(study, study_dir)
+    _start_ray(study, study_dir, address, num_cpus, loc, shared_storage)
+    # No tuner.pkl: the driver died before Tune began, so there is nothing to keep.
+    restore = loc.exists(TUNER_STATE)
+    grid, scheduler = _fit(study, data, loc, progress, restore=restore)
+    return _write_outputs(study, data, loc, grid, scheduler, time.monotonic() - t0)
+
+
+def _start_ray(
+    study: StudyConfig,
+    study_dir: Path,
+    address: str | None,
+    num_cpus: int | None,
+    loc: RunLocation,
+    shared_storage: bool,
+) -> None:
     paths = [str(study_dir)] + (
         [str((study_dir / study.code_dir).resolve())] if study.code_dir else []
     )
@@ -62,8 +135,14 @@ def run_study(
     from tunepipe.engine.session import init_ray
 
     init_ray(address, num_cpus=num_cpus, extra_pythonpath=paths)
-    grid, scheduler = _fit(study, data, loc, progress)
-    return _write_outputs(study, data, loc, grid, scheduler, time.monotonic() - t0)
+    import ray
+
+    # Always, not only with an address: inside a Ray job, RAY_ADDRESS joins the cluster silently.
+    check_storage_reaches_every_node(loc, _node_hosts(ray.nodes()), shared_storage)
+
+
+def _node_hosts(nodes: list[dict[str, Any]]) -> set[str]:
+    return {n["NodeManagerAddress"] for n in nodes if n.get("Alive")}
 
 
 def _load_data(study: StudyConfig, study_dir: Path) -> Any:
@@ -77,7 +156,9 @@ def _load_data(study: StudyConfig, study_dir: Path) -> Any:
     )
 
 
-def _fit(study: StudyConfig, data: Any, loc: RunLocation, progress: bool) -> tuple[Any, Any]:
+def _fit(
+    study: StudyConfig, data: Any, loc: RunLocation, progress: bool, restore: bool = False
+) -> tuple[Any, Any]:
     # Tune forces a state snapshot whenever a trial saved num_to_keep checkpoints since the last
     # one (that is what makes resume lose nothing) and then warns each time: the warning is noise.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
@@ -85,14 +166,43 @@ def _fit(study: StudyConfig, data: Any, loc: RunLocation, progress: bool) -> tup
     # progress view replaces it.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     from ray import tune
+
+    from tunepipe.engine.schedule import build_scheduler
+
+    trainable = _trainable(study, data)
+    if restore:
+        tuner = tune.Tuner.restore(
+            loc.display,
+            trainable=trainable,
+            resume_unfinished=True,
+            resume_errored=True,  # retried from their newest checkpoint
+            restart_errored=False,
+        )
+        # The scheduler (and the progress view reading it) come back from Tune's tuner.pkl.
+        scheduler = tuner._local_tuner._tune_config.scheduler  # no public accessor in 2.60
+    else:
+        scheduler = build_scheduler(study, data)
+        tuner = _new_tuner(study, loc, trainable, scheduler, progress)
+    with graceful_signals() as received:
+        try:
+            grid = tuner.fit()
+        except KeyboardInterrupt:
+            if not received:
+                raise
+    if received:
+        raise Interrupted(received[0], loc.display)
+    return grid, scheduler
+
+
+def _new_tuner(
+    study: StudyConfig, loc: RunLocation, trainable: Any, scheduler: Any, progress: bool
+) -> Any:
+    from ray import tune
     from ray.tune.search import BasicVariantGenerator
 
     from tunepipe.engine.progress import ProgressView, RuleNotice
-    from tunepipe.engine.schedule import build_scheduler
     from tunepipe.engine.space import to_tune_space
 
-    scheduler = build_scheduler(study, data)
-    trainable = _trainable(study, data)
     callbacks = [RuleNotice(getattr(scheduler, "judge", None))]
     if progress:
         callbacks.append(
@@ -103,7 +213,7 @@ def _fit(study: StudyConfig, data: Any, loc: RunLocation, progress: bool) -> tup
                 reasons=lambda tid: _live_reason(scheduler, tid),
             )
         )
-    tuner = tune.Tuner(
+    return tune.Tuner(
         trainable,
         param_space=to_tune_space(study),
         tune_config=tune.TuneConfig(
@@ -124,10 +234,9 @@ def _fit(study: StudyConfig, data: Any, loc: RunLocation, progress: bool) -> tup
                 checkpoint_score_attribute=study.metric,
                 checkpoint_score_order=study.mode,
             ),
-            failure_config=tune.FailureConfig(max_failures=2),
+            failure_config=tune.FailureConfig(max_failures=study.max_failures),
         ),
     )
-    return tuner.fit(), scheduler
 
 
 def _trainable(study: StudyConfig, data: Any) -> Any:
@@ -180,7 +289,6 @@ def _write_outputs(
 
     decisions = {tid: decision_dict(rec) for tid, rec in scheduler.decisions.items()}
     records = res.trial_records(grid, study, decisions)
-    loc.write_text("study.yaml", yaml.safe_dump(study.model_dump(mode="json"), sort_keys=False))
     loc.write_parquet("results.parquet", res.results_table(records, study))
     loc.write_parquet("history.parquet", res.history_table(records))
     summary = res.summary(records, study, wall)

@@ -75,6 +75,30 @@ def locate_run_dir(run_dir: str) -> RunLocation:
     return locate(parent or ".", name)
 
 
+def check_storage_reaches_every_node(
+    loc: RunLocation, hosts: set[str], shared: bool = False
+) -> None:
+    """Refuse a local storage path when the cluster's nodes live on more than one host.
+
+    Trials write checkpoints and logs from whichever node runs them, and a restarted or resumed
+    trial reads them back from another; a folder only one host sees would lose them. A URI
+    (s3://, gs://, ...) every node opens passes, and so does a local path the user declares
+    shared (`shared`: an NFS mount at the same path on every node). Nodes on one host (a local
+    test cluster) pass too.
+    """
+    if not loc.is_local or shared or len(hosts) <= 1:
+        return
+    from tunepipe.errors import StorageError
+
+    raise StorageError(
+        f"storage {loc.storage} is a local path, but the cluster's nodes are on "
+        f"{len(hosts)} hosts ({', '.join(sorted(hosts))}): trials on other hosts could not "
+        "write or resume their checkpoints there. Give --storage a URI every node opens "
+        "(s3://bucket/runs, gs://..., hdfs://...), or, if the path is a shared mount (NFS) at "
+        "the same place on every node, pass --shared-storage (TUNEPIPE_SHARED_STORAGE=1)"
+    )
+
+
 def _json_default(obj: Any) -> Any:
     if hasattr(obj, "item"):  # numpy scalars
         return obj.item()

@@ -47,17 +47,40 @@ def load(directory: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
     return state, meta
 
 
-def newest_in(trial_dir: str | Path | None) -> Path | None:
+def newest_in(trial_dir: str | Path | None, fs: Any = None) -> str | None:
     """The newest complete checkpoint folder in a trial's own folder (used when Ray hands none).
 
     Ray snapshots its experiment state only every so often; a driver killed in between would
-    otherwise restart the trial from zero although its checkpoints are on disk.
+    otherwise restart the trial from zero although its checkpoints are on disk. `fs` is the
+    pyarrow filesystem of `trial_dir` (local when None). "Newest" is the highest epoch in
+    meta.json, not the folder's number: after a restore Ray numbers new checkpoints from what its
+    last snapshot knew, so a lower-numbered folder can hold a later epoch.
     """
-    if not trial_dir or not Path(trial_dir).is_dir():
+    import pyarrow.fs as pafs
+
+    fs = fs or pafs.LocalFileSystem()
+    if not trial_dir or fs.get_file_info(str(trial_dir)).type != pafs.FileType.Directory:
         return None
     found = []
-    for p in Path(trial_dir).iterdir():
-        m = CHECKPOINT_DIR.match(p.name)
-        if m and (p / STATE_FILE).is_file() and (p / META_FILE).is_file():
-            found.append((int(m.group(1)), p))
-    return max(found)[1] if found else None
+    for info in fs.get_file_info(pafs.FileSelector(str(trial_dir))):
+        m = CHECKPOINT_DIR.match(info.base_name)
+        if not m or info.type != pafs.FileType.Directory:
+            continue
+        epoch = checkpoint_epoch(info.path, fs)
+        if epoch is not None:
+            found.append((epoch, int(m.group(1)), info.path))
+    return max(found)[2] if found else None
+
+
+def checkpoint_epoch(directory: str | Path, fs: Any = None) -> int | None:
+    """The epoch a checkpoint folder holds; None when incomplete (no state.pt or meta.json)."""
+    import pyarrow.fs as pafs
+
+    fs = fs or pafs.LocalFileSystem()
+    if fs.get_file_info(f"{directory}/{STATE_FILE}").type != pafs.FileType.File:
+        return None
+    try:
+        with fs.open_input_stream(f"{directory}/{META_FILE}") as f:
+            return int(json.loads(f.read())["epoch"])
+    except (FileNotFoundError, ValueError, KeyError, TypeError):
+        return None  # a checkpoint cut short while being written

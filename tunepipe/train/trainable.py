@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from tunepipe.config import StudyConfig
@@ -12,28 +11,44 @@ from tunepipe.train.loop import run_trial
 
 
 def tune_trainable(config: dict[str, Any], data: PreparedData, study: StudyConfig) -> None:
-    """Run one trial under Ray Tune: resume from Ray's checkpoint, else the trial's newest one."""
+    """Run one trial under Ray Tune, resuming from the newest checkpoint it can find."""
     import torch
     from ray import tune
 
     threads = max(1, int(study.resources.cpu))
     torch.set_num_threads(threads)  # a trial uses the CPUs it asked for, not the whole machine
-    restore = None
-    given = tune.get_checkpoint()
-    if given is not None:
-        restore = given.to_directory()
-    else:
-        restore = ckpt.newest_in(_trial_dir())
 
     def report(metrics: dict[str, Any], checkpoint_dir: str | None) -> None:
         checkpoint = tune.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
         tune.report(metrics, checkpoint=checkpoint)
 
-    run_trial(config, data, study, report, restore_from=restore)
+    run_trial(config, data, study, report, restore_from=restore_point(tune.get_checkpoint()))
 
 
-def _trial_dir() -> str | None:
+def restore_point(given: Any) -> str | None:
+    """A local folder to resume from: Ray's checkpoint or the trial's own newest, the later.
+
+    Ray hands the checkpoint its last experiment snapshot knew of. A driver killed between
+    snapshots leaves newer checkpoints in the trial's folder in storage; resuming from Ray's would
+    re-run those epochs. A checkpoint from another trial's folder (a PBT exploit) always wins: it
+    is a deliberate clone, and the trial's own older weights must not replace it.
+
+    `tune.get_context().get_trial_dir()` is no help here: it names the trial's local working
+    folder under /tmp/ray, not its folder in storage, where checkpoints are persisted.
+    """
     from ray import tune
 
-    path = tune.get_context().get_trial_dir()
-    return path if path and os.path.isdir(path) else None
+    storage = tune.get_context().get_storage()
+    fs, trial_path = storage.storage_filesystem, storage.trial_fs_path
+    own = ckpt.newest_in(trial_path, fs)
+    if given is not None:
+        given_path = str(given.path).rstrip("/")
+        if not given_path.startswith(trial_path.rstrip("/") + "/") or own is None:
+            return given.to_directory()
+        if (ckpt.checkpoint_epoch(own, fs) or 0) <= (
+            ckpt.checkpoint_epoch(given_path, given.filesystem) or 0
+        ):
+            return given.to_directory()
+    if own is None:
+        return None
+    return tune.Checkpoint(own, filesystem=fs).to_directory()

@@ -1,0 +1,168 @@
+"""Studies on a real 3-node cluster: `tunepipe submit` + `tunepipe jobs`, and a worker node lost
+midway (private netns, token on):
+
+unshare -rn sh -c 'ip link set lo up && python -m pytest -m cluster tests/test_cluster_study.py'
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import psutil
+import pyarrow.parquet as pq
+import pytest
+from conftest_cluster import local_cluster  # noqa: F401
+from test_resume import SLOW_CODE, cli, env, write_study
+
+pytestmark = pytest.mark.cluster
+
+SEEN: dict[str, str] = {}  # the cluster's folder, for the leftover check after the module
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _no_ray_process_left_behind():
+    """Set up before the cluster, so this runs after it has stopped: nothing of it survives."""
+    yield
+    folder = SEEN.get("dir")
+    assert folder
+    left = []
+    for p in psutil.process_iter(["pid", "cmdline"]):
+        if folder in " ".join(p.info["cmdline"] or []):
+            left.append(p.info["pid"])
+    assert not left, f"processes of cluster {folder} still alive: {left}"
+
+
+def tp(cluster, *args: str) -> subprocess.CompletedProcess:
+    """`tunepipe ARGS --address DASHBOARD --token-file TOKEN`, output captured."""
+    full = cli(*args, "--address", cluster.dashboard_url, "--token-file", str(cluster.token_path))
+    return subprocess.run(full, env=env(), capture_output=True, text=True, timeout=120)
+
+
+def test_submitted_study_succeeds_with_a_local_runs_schema(local_cluster, tmp_path):  # noqa: F811
+    SEEN["dir"] = str(local_cluster.dir)
+    token = Path(local_cluster.token_path).read_text().strip()
+    shutil.copytree(SLOW_CODE, tmp_path / "code")  # code_dir travels with the job
+    study = write_study(tmp_path, trials=4, epochs=4, delay=0.0, code_dir="code")
+    runs = tmp_path / "cluster-runs"
+    submitted = tp(local_cluster, "submit", str(study), "--storage", str(runs))
+    assert submitted.returncode == 0, submitted.stderr
+    job_id = submitted.stdout.strip()
+    outputs = [submitted.stdout + submitted.stderr]
+    deadline, status = time.monotonic() + 180, ""
+    while time.monotonic() < deadline and status not in {"SUCCEEDED", "FAILED", "STOPPED"}:
+        time.sleep(2)
+        out = tp(local_cluster, "jobs", "status", job_id)
+        outputs.append(out.stdout + out.stderr)
+        status = out.stdout.strip()
+    logs = tp(local_cluster, "jobs", "logs", job_id)
+    outputs.append(logs.stdout + logs.stderr)
+    assert status == "SUCCEEDED", logs.stdout[-3000:]
+    assert "best trial" in logs.stdout and "results:" in logs.stdout  # rich wraps long paths
+    listed = tp(local_cluster, "jobs", "list")
+    outputs.append(listed.stdout + listed.stderr)
+    assert job_id in listed.stdout
+    ray_list = subprocess.run(
+        ["ray", "job", "list", "--address", local_cluster.dashboard_url],
+        env={**os.environ, **local_cluster.driver_env()},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    outputs.append(ray_list.stdout + ray_list.stderr)
+    assert job_id in ray_list.stdout
+    cluster_table = pq.read_table(runs / "slow" / "results.parquet")
+    assert cluster_table.num_rows == 4
+    local = subprocess.run(
+        cli("run", str(study), "--storage", str(tmp_path / "local"), "--num-samples", "1"),
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert local.returncode == 0, local.stderr[-3000:]
+    assert pq.read_table(tmp_path / "local" / "slow" / "results.parquet").schema.equals(
+        cluster_table.schema
+    )
+    unknown = tp(local_cluster, "jobs", "status", "raysubmit_nosuchjob")
+    assert unknown.returncode == 2 and "no such job" in unknown.stderr
+    outputs.append(unknown.stdout + unknown.stderr)
+    assert not [o for o in outputs if token in o]  # the token is never shown
+
+
+def test_wrong_token_and_dead_address_exit_2(local_cluster, tmp_path):  # noqa: F811
+    from tunepipe.engine.auth import ensure_token
+
+    wrong = ensure_token(tmp_path / "wrong")
+    refused = subprocess.run(
+        cli("jobs", "list", "--address", local_cluster.dashboard_url, "--token-file", str(wrong)),
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert refused.returncode == 2, refused.stderr
+    assert "error:" in refused.stderr and wrong.read_text() not in refused.stderr
+    dead = subprocess.run(
+        cli("jobs", "list", "--address", "http://127.0.0.1:9", "--token-file", str(wrong)),
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert dead.returncode == 2 and "Cannot reach" in dead.stderr
+
+
+def _rows(run: Path) -> dict[str, list[dict]]:
+    out = {}
+    for trial in sorted(p for p in run.iterdir() if p.is_dir() and p.name.startswith("tune_")):
+        log = trial / "result.json"
+        lines = log.read_text().splitlines() if log.exists() else []
+        out[trial.name] = [json.loads(x) for x in lines if x.strip()]
+    return out
+
+
+def test_study_survives_a_lost_worker_node(local_cluster, tmp_path):  # noqa: F811
+    SEEN["dir"] = str(local_cluster.dir)
+    study = write_study(tmp_path, trials=4, epochs=6, delay=0.1)
+    run = tmp_path / "runs" / "slow"
+    driver = subprocess.Popen(
+        cli("run", str(study), "--address", local_cluster.address),
+        env={**env(), "TUNEPIPE_RAY_TOKEN_PATH": str(local_cluster.token_path)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # three trials, one per node, two epochs in
+            assert driver.poll() is None, driver.communicate()[1][-3000:]
+            if run.is_dir() and sum(len(r) >= 2 for r in _rows(run).values()) >= 3:
+                break
+            time.sleep(0.3)
+        local_cluster.kill_node(1)
+        out, err = driver.communicate(timeout=240)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    assert driver.returncode == 0, err[-3000:]
+    rows = _rows(run)
+    assert len(rows) == 4
+    retried = {}
+    for trial, seq in rows.items():
+        epochs = [r["epoch"] for r in seq]
+        assert epochs[-1] == 6, (trial, epochs)  # every trial reached its final result
+        # A restart shows as iterations_since_restore back at 1 after the first report.
+        for i, r in enumerate(seq[1:], 1):
+            if r["iterations_since_restore"] == 1:
+                last_before = max(epochs[:i])
+                retried[trial] = (last_before, r["epoch"])
+                # From the last checkpoint (every epoch): at most one epoch re-run, never from 1.
+                assert r["epoch"] in (last_before, last_before + 1), (trial, epochs)
+    assert retried, "no trial ran on the killed node"
+    print("retried (last epoch before, first epoch after):", retried)
+    assert pq.read_table(run / "results.parquet").num_rows == 4

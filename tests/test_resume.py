@@ -1,0 +1,162 @@
+"""A `tunepipe run` subprocess killed (SIGKILL) or stopped (SIGTERM) midway, then `tunepipe resume`.
+
+Embedded Ray, no cluster, but run inside a private network namespace like every Ray test:
+unshare -rn sh -c 'ip link set lo up && python -m pytest tests/test_resume.py'
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pyarrow.parquet as pq
+import pytest
+import yaml
+from conftest import REPO
+from conftest_cluster import private_network_problem
+
+pytestmark = pytest.mark.ray
+
+SLOW_CODE = REPO / "tests" / "slow_code"
+
+
+@pytest.fixture(autouse=True)
+def _private_network() -> None:
+    problem = private_network_problem()
+    if problem:
+        pytest.fail(problem, pytrace=False)
+
+
+def write_study(
+    folder: Path, trials: int, epochs: int, delay: float = 0.05, code_dir: str = str(SLOW_CODE)
+) -> Path:
+    """A digits study whose training batches sleep, so there is time to stop it midway."""
+    study = {
+        "name": "slow",
+        "seed": 0,
+        "data": {"source": "digits", "label": "label", "val_fraction": 0.2},
+        "model": {"kind": "custom", "factory": "slow_net:slow_mlp", "args": {"delay": delay}},
+        "code_dir": code_dir,
+        "train": {"batch_size": 256},
+        "search_space": {"lr": {"type": "loguniform", "low": 1e-3, "high": 1e-2}},
+        "scheduler": {"kind": "fifo", "max_epochs": epochs, "grace_period": 1},
+        "num_samples": trials,
+        "storage": str(folder / "runs"),
+    }
+    path = folder / "study.yaml"
+    path.write_text(yaml.safe_dump(study))
+    return path
+
+
+def cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "tunepipe.cli", *args]
+
+
+def env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(REPO)}
+
+
+def reported_epochs(run: Path) -> dict[str, list[int]]:
+    """Each trial folder's reported epochs, in the order result.json holds them."""
+    out = {}
+    for trial in sorted(p for p in run.iterdir() if p.is_dir() and p.name.startswith("tune_")):
+        log = trial / "result.json"
+        lines = log.read_text().splitlines() if log.exists() else []
+        out[trial.name] = [json.loads(line)["epoch"] for line in lines if line.strip()]
+    return out
+
+
+def checkpoint_epochs(run: Path) -> dict[str, int]:
+    """Each trial folder's newest checkpoint epoch on disk (0: none)."""
+    out = {}
+    for trial in (p for p in run.iterdir() if p.is_dir() and p.name.startswith("tune_")):
+        metas = trial.glob("checkpoint_*/meta.json")
+        out[trial.name] = max((json.loads(m.read_text())["epoch"] for m in metas), default=0)
+    return out
+
+
+def wait_for_epochs(proc: subprocess.Popen, run: Path, n: int, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "the study ended before it could be stopped"
+        if run.is_dir() and sum(map(len, reported_epochs(run).values())) >= n:
+            return
+        time.sleep(0.5)
+    pytest.fail(f"fewer than {n} epochs reported within {timeout} s")
+
+
+def resume_and_check(run: Path, epochs: int, trials: int) -> dict[str, list[int]]:
+    before = reported_epochs(run)
+    on_disk = checkpoint_epochs(run)
+    done = subprocess.run(
+        cli("resume", str(run)), env=env(), capture_output=True, text=True, timeout=240
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    after = reported_epochs(run)
+    assert len(after) == trials
+    for trial, seq in after.items():
+        assert seq and seq[-1] == epochs, (trial, seq)  # every trial finished
+        new = seq[len(before.get(trial, [])) :]
+        if before.get(trial) and before[trial][-1] == epochs:
+            assert not new, (trial, seq)  # a finished trial is kept, not re-run
+        else:
+            # The first epoch after resume follows the newest checkpoint on disk: nothing is
+            # re-run, and a trial with a checkpoint never starts from zero.
+            assert new[0] == on_disk.get(trial, 0) + 1, (trial, before.get(trial), new, on_disk)
+    table = pq.read_table(run / "results.parquet")
+    assert table.num_rows == trials
+    assert (run / "summary.json").is_file()
+    return after
+
+
+def test_sigkilled_driver_resumes_every_trial_from_its_newest_checkpoint(tmp_path):
+    study = write_study(tmp_path, trials=8, epochs=10)
+    run = tmp_path / "runs" / "slow"
+    proc = subprocess.Popen(
+        cli("run", str(study)), env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    wait_for_epochs(proc, run, n=12)
+    # The driver and its embedded Ray die together, as when the machine running it is lost.
+    family = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
+    for p in family:
+        p.send_signal(signal.SIGKILL)
+    psutil.wait_procs(family, timeout=15)
+    assert not [p for p in family if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    before = reported_epochs(run)
+    assert any(0 < len(seq) < 10 for seq in before.values())  # stopped midway, truly
+    after = resume_and_check(run, epochs=10, trials=8)
+    print("epochs before:", before, "\nafter:", after)
+
+
+def test_sigterm_stops_gracefully_with_exit_143_and_the_resume_hint(tmp_path):
+    study = write_study(tmp_path, trials=4, epochs=6)
+    run = tmp_path / "runs" / "slow"
+    proc = subprocess.Popen(
+        cli("run", str(study)), env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    wait_for_epochs(proc, run, n=4)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err[-3000:]
+    assert f"tunepipe resume {run}" in err
+    assert not (run / "results.parquet").exists()
+    resume_and_check(run, epochs=6, trials=4)
+
+
+def test_run_refuses_a_folder_holding_a_study_and_resume_one_without(tmp_path):
+    study = write_study(tmp_path, trials=1, epochs=1)
+    run = tmp_path / "runs" / "slow"
+    run.mkdir(parents=True)
+    no_study = subprocess.run(cli("resume", str(run)), env=env(), capture_output=True, text=True)
+    assert no_study.returncode == 2
+    assert "holds no study.yaml" in no_study.stderr
+    (run / "study.yaml").write_text(study.read_text())
+    again = subprocess.run(cli("run", str(study)), env=env(), capture_output=True, text=True)
+    assert again.returncode == 2
+    assert f"tunepipe resume {run}" in again.stderr
