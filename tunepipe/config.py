@@ -266,6 +266,28 @@ class Resources(Strict):
     gpu: float = Field(0, ge=0, description="fractional values pack several trials on one GPU")
 
 
+class PlaybookConfig(Strict):
+    """The before-you-tune stage (docs/sanity.md): checks run once, on the driver, before Ray."""
+
+    sanity: bool = Field(True, description="run the sanity stage before the search (P1, P5)")
+    overfit_samples: int = Field(64, ge=2, description="P1: the tiny subset the net must overfit")
+    overfit_steps: int = Field(300, ge=1, description="P1: optimizer steps allowed to overfit it")
+    overfit_threshold: float = Field(
+        0.05, gt=0, lt=1, description="P1: pass below this fraction of the chance-level loss"
+    )
+    lr_range_steps: int = Field(100, ge=10, description="P5: steps of the LR range test")
+    lr_range_start: float = Field(1e-7, gt=0, description="P5: first lr of the exponential sweep")
+    lr_range_end: float = Field(10.0, gt=0, description="P5: last lr of the exponential sweep")
+
+    @field_validator("lr_range_end")
+    @classmethod
+    def _sweep_rises(cls, v: float, info: ValidationInfo) -> float:
+        start = info.data.get("lr_range_start")
+        if start is not None and not v > start * 10:
+            raise ValueError(f"the sweep must span over a decade above lr_range_start ({start})")
+        return v
+
+
 class StudyConfig(Strict):
     """One study: what to train, what to search, how to decide. See docs/study-file.md."""
 
@@ -289,6 +311,7 @@ class StudyConfig(Strict):
     storage: str = Field("runs", description="a local folder or a URI pyarrow's filesystems open")
     metric: str = "val_loss"
     mode: Literal["min", "max"] = "min"
+    playbook: PlaybookConfig = Field(default_factory=PlaybookConfig)
 
     @field_validator("trainable")
     @classmethod
@@ -312,7 +335,7 @@ def cross_field_problems(s: StudyConfig) -> list[tuple[str, str, Any]]:
         both = "data" if s.data is not None else "model" if s.model is not None else None
         if both:
             return [(both, "give either trainable or data+model, not both", s.trainable)]
-        return []
+        return _auto_lr_problems(s)
     problems: list[tuple[str, str, Any]] = []
     for part in ("data", "model"):
         if getattr(s, part) is None:
@@ -354,7 +377,25 @@ def cross_field_problems(s: StudyConfig) -> list[tuple[str, str, Any]]:
     for b in getattr(batch, "values", [batch]):
         if not (isinstance(b, int) and b >= 1):
             problems.append(("search_space.batch_size", "batch sizes are positive integers", b))
-    return problems
+    return problems + _auto_lr_problems(s)
+
+
+AUTO_LR = "auto"  # search_space.lr: auto → the sanity stage's LR range test picks the range
+
+
+def _auto_lr_problems(s: StudyConfig) -> list[tuple[str, str, Any]]:
+    """`lr: auto` needs the LR range test: the built-in trainable and the sanity stage."""
+    lr = s.search_space.get("lr")
+    if isinstance(lr, str) and lr != AUTO_LR:
+        hint = "; YAML reads 1e-3 as text, write 1.0e-3" if _is_float_text(lr) else ""
+        return [("search_space.lr", f"a number, a domain, or {AUTO_LR!r}{hint}", lr)]
+    if lr != AUTO_LR:
+        return []
+    if s.trainable:
+        return [("search_space.lr", "auto needs the built-in trainable (data + model)", lr)]
+    if not s.playbook.sanity:
+        return [("search_space.lr", "auto needs the sanity stage; set playbook.sanity: true", lr)]
+    return []
 
 
 BUILTIN_METRICS = ("val_loss", "val_acc", "val_rmse", "train_loss")
@@ -365,6 +406,14 @@ def did_you_mean(key: str, options: Any) -> str:
 
     close = difflib.get_close_matches(key, sorted(options), n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _is_float_text(v: str) -> bool:
+    try:
+        float(v)
+    except ValueError:
+        return False
+    return True
 
 
 def is_finite_number(v: Any) -> bool:
