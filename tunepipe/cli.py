@@ -94,6 +94,29 @@ def run(
     console.print(f"results: {outcome.run_dir}")
 
 
+@app.command()
+def sanity(
+    study: StudyArg,
+    out: Annotated[
+        str | None,
+        typer.Option(help="folder or URI for sanity.json and plots [<storage>/<name>.sanity]"),
+    ] = None,
+    storage: Annotated[str | None, typer.Option(help="override the study's storage")] = None,
+    apply: Annotated[
+        Path | None,
+        typer.Option("--apply", help="write a copy of the study with the suggested lr range here"),
+    ] = None,
+) -> None:
+    """Check a study before tuning (P1, P2, P5): data, initial loss, overfit, LR range test."""
+    from tunepipe.playbook.stage import check_study
+
+    outcome = check_study(study, out=out, storage=storage, apply_to=apply)
+    typer.echo(f"sanity outputs: {outcome.out_dir}")
+    if outcome.applied:
+        lo, hi = outcome.result.lr_range.suggested_range
+        typer.echo(f"wrote {outcome.applied} (lr: loguniform {lo:.3g} to {hi:.3g})")
+
+
 def main() -> None:
     """Console entry point: tunepipe's own errors become short lines and an exit code."""
     from tunepipe.errors import TunepipeError

@@ -33,3 +33,7 @@ class StudyFailed(TunepipeError):
     """The study ran but produced no usable trial (CLI exit code 1)."""
 
     exit_code = 1
+
+
+class SanityFailed(StudyFailed):
+    """A sanity check failed (P1, P2): the study stops before the search (CLI exit code 1)."""

@@ -14,6 +14,7 @@ import yaml
 from tunepipe.config import StudyConfig
 from tunepipe.engine.storage import RunLocation, locate
 from tunepipe.errors import RunDirError, StudyFailed
+from tunepipe.playbook.stage import only_sanity_outputs, sanity_stage
 
 
 @dataclass
@@ -46,7 +47,7 @@ def run_study(
     study = study.model_copy(update=updates)
     study_dir = (study_dir or Path.cwd()).resolve()
     loc = locate(study.storage, study.name)  # outputs go where the user runs tunepipe
-    if loc.exists():
+    if loc.exists() and not only_sanity_outputs(loc):
         raise RunDirError(
             f"{loc.display} already holds a study; nothing was changed. Use another "
             "--storage, rename the study (name:), or `tunepipe resume "
@@ -58,6 +59,8 @@ def run_study(
         [str((study_dir / study.code_dir).resolve())] if study.code_dir else []
     )
     sys.path[:0] = [p for p in paths if p not in sys.path]
+    # P1/P5: check before searching (stops here on a failed check); resolves `lr: auto`
+    study, _ = sanity_stage(study, data, loc, progress=progress)
     from tunepipe.engine.session import init_ray
 
     init_ray(address, num_cpus=num_cpus, extra_pythonpath=paths)
