@@ -19,6 +19,7 @@ from tunepipe.playbook.trial import TrialSetup, chance_loss, subset
 
 ROWS = 1024  # enough rows for a stable mean loss, few enough to cost milliseconds
 HIGH_RATIO = 1.5  # loss / chance: a random-logit std of ~1.4 already costs ln C + ~1 nat
+HIGH_RATIO_REGRESSION = 3.0  # loss = target var + prediction var + bias²: He init adds ~1 var
 LOW_RATIO = 0.5  # below half of chance before training: the answer is in the inputs
 
 
@@ -41,8 +42,8 @@ def initial_loss_check(setup: TrialSetup, data: PreparedData, cfg: DataConfig) -
     name, what = "initial loss", _expected_text(data.task, ref)
     if not math.isfinite(loss):
         return Check(name, "fail", f"loss {loss} at initialisation", _nan_causes(), values)
-    detail = f"{loss:.3f} at init, expected ≈ {what} (ratio {ratio:.2f})"
-    if ratio > HIGH_RATIO:
+    detail = f"{loss:.4g} at init, expected ≈ {what} (ratio {ratio:.2f})"
+    if ratio > (HIGH_RATIO_REGRESSION if data.task == "regression" else HIGH_RATIO):
         return Check(name, "warn", detail, _high_causes(data, spread, cfg), values)
     if ratio < LOW_RATIO and data.task != "regression":
         causes = [

@@ -148,10 +148,10 @@ def gradient_check(run: OverfitRun) -> Check:
 def overfit_check(run: OverfitRun) -> Check:
     """P1's verdict, with the likely causes ranked by what the run showed."""
     steps = len(run.losses)
-    model = ", ".join(f"{k}={v}" for k, v in run.config.items() if k != "lr")
+    config = ", ".join(f"{k}={v}" for k, v in run.config.items() if k != "lr")
     detail = (
-        f"loss {run.initial:.3g} → {run.final:.3g} in {steps} steps on {run.samples} samples at "
-        f"lr {run.lr:.3g} (target < {run.target:.3g}; {model})"
+        f"loss {run.initial:.3g} → {run.final:.3g} in {steps} step{'s' * (steps != 1)} on "
+        f"{run.samples} samples at lr {run.lr:.3g} (target < {run.target:.3g}; {config})"
     )
     values = {"initial": run.initial, "final": run.final, "target": run.target, "steps": steps}
     values["lr"] = run.lr

@@ -7,6 +7,8 @@ test (P5, L1), then P1's overfit check with the largest model. Everything is in 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
@@ -35,9 +37,24 @@ def run_sanity(study: StudyConfig, data: PreparedData | None) -> SanityResult:
             ],
         )
     else:
-        result = _model_checks(study, data)
+        with _threads(max(1, int(study.resources.cpu))):
+            result = _model_checks(study, data)
     result.seconds = time.monotonic() - t0
     return result
+
+
+@contextmanager
+def _threads(n: int) -> Iterator[None]:
+    """Train with the CPUs one trial asks for (as the trainable does), then restore torch's
+    setting: on a busy machine, extra threads of tiny nets mostly wait on each other."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _model_checks(study: StudyConfig, data: PreparedData) -> SanityResult:
@@ -59,7 +76,11 @@ def _model_checks(study: StudyConfig, data: PreparedData) -> SanityResult:
         study.playbook,
         chance_loss(data),
     )
-    checks += [init, lr_range_check(study, lr_range), gradient_check(run), overfit_check(run)]
+    overfit = overfit_check(run)
+    target = next((c for c in checks if c.name == "target scale" and c.status != "pass"), None)
+    if overfit.status == "fail" and target is not None:
+        overfit.causes.insert(0, target.causes[0])  # P2: what the data check already found
+    checks += [init, lr_range_check(study, lr_range), gradient_check(run), overfit]
     return SanityResult(
         checks,
         lr_range=lr_range,
@@ -144,6 +165,8 @@ def space_check(study: StudyConfig) -> Check:
     if bad:
         causes = ["most samples fall in the top decade: use type: loguniform (L1)"]
         return Check("search space", "warn", "; ".join(bad), causes)
+    if not n:
+        return Check("search space", "pass", "no search space: every setting is fixed")
     auto = " (lr: auto, from the LR range test)" if study.search_space.get("lr") == AUTO_LR else ""
     return Check("search space", "pass", f"{n} hyperparameters, rates on a log scale{auto}")
 
