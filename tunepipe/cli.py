@@ -117,6 +117,19 @@ def sanity(
         typer.echo(f"wrote {outcome.applied} (lr: loguniform {lo:.3g} to {hi:.3g})")
 
 
+@app.command()
+def inspect(
+    study: StudyArg,
+    largest: Annotated[
+        bool, typer.Option("--largest", help="the largest model the space allows (P1)")
+    ] = False,
+) -> None:
+    """Show the model layer by layer: output shapes, parameters, receptive field (P7)."""
+    from tunepipe.playbook.inspect_study import inspect_study, print_inspection
+
+    print_inspection(inspect_study(study, largest=largest))
+
+
 def main() -> None:
     """Console entry point: tunepipe's own errors become short lines and an exit code."""
     from tunepipe.errors import TunepipeError
