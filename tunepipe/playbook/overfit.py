@@ -150,7 +150,7 @@ def overfit_check(run: OverfitRun) -> Check:
     steps = len(run.losses)
     config = ", ".join(f"{k}={v}" for k, v in run.config.items() if k != "lr")
     detail = (
-        f"loss {run.initial:.3g} → {run.final:.3g} in {steps} step{'s' * (steps != 1)} on "
+        f"loss {run.initial:.4g} → {run.final:.4g} in {steps} step{'s' * (steps != 1)} on "
         f"{run.samples} samples at lr {run.lr:.3g} (target < {run.target:.3g}; {config})"
     )
     values = {"initial": run.initial, "final": run.final, "target": run.target, "steps": steps}
