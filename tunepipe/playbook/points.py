@@ -56,9 +56,12 @@ def largest_value(domain: Any) -> Any:
 
 
 def _size(v: Any) -> tuple[float, float]:
+    """Numbers by value; a list of widths (CNN channels) by the weights a chain of layers of those
+    widths holds, Σ w_i·w_(i+1), then by depth."""
     if isinstance(v, (list, tuple)):
-        return (len(v), sum(x for x in v if isinstance(x, (int, float))))
-    return (0, v) if isinstance(v, (int, float)) and not isinstance(v, bool) else (0, -math.inf)
+        w = [x for x in v if isinstance(x, (int, float))]
+        return (w[0] + sum(a * b for a, b in zip(w, w[1:], strict=False)) if w else 0, len(v))
+    return (v, 0) if isinstance(v, (int, float)) and not isinstance(v, bool) else (-math.inf, 0)
 
 
 def typical_config(study: StudyConfig) -> dict[str, Any]:
