@@ -123,12 +123,15 @@ def test_lr_auto_is_refused_where_it_cannot_work():
     raw = yaml.safe_load(DIGITS.read_text())
     raw["search_space"]["lr"] = "auto"
     raw["playbook"] = {"sanity": False}
-    with pytest.raises(Exception, match="auto needs the sanity stage"):
+    with pytest.raises(Exception, match=r"auto needs the sanity stage \(playbook.sanity: true\)"):
         parse_study(raw)
-    raw["search_space"]["lr"] = "1e-3"  # YAML reads this as text
+    raw["search_space"]["lr"] = "fast"
     raw["playbook"] = {}
-    with pytest.raises(Exception, match="YAML reads 1e-3 as text"):
+    with pytest.raises(Exception, match="search_space.lr"):
         parse_study(raw)
+    raw["search_space"]["lr"] = "auto"
+    raw["playbook"] = {"sanity": True}
+    assert parse_study(raw).search_space["lr"] == "auto"
 
 
 def test_stage_resolves_auto_and_writes_into_the_run_folder(tmp_path, digits):

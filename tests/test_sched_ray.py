@@ -178,8 +178,12 @@ def test_explore_raises_momentum_and_caps_it():
 
 
 def test_explore_batch_size_shifts_one_power_of_two():
-    sizes = {playbook_explore({"batch_size": 128}, {"batch_size": SPACE["batch_size"]},
-                              random.Random(i), NO_RESAMPLE)[0]["batch_size"] for i in range(50)}
+    sizes = {
+        playbook_explore(
+            {"batch_size": 128}, {"batch_size": SPACE["batch_size"]}, random.Random(i), NO_RESAMPLE
+        )[0]["batch_size"]
+        for i in range(50)
+    }
     assert sizes == {64, 128}
 
 

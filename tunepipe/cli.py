@@ -92,6 +92,24 @@ def run(
     if "test" in s:
         console.print(f"held-out test: {s['test']}")
     console.print(f"results: {outcome.run_dir}")
+    if Path(outcome.run_dir, "report.html").exists():
+        console.print(f"report: {outcome.run_dir}/report.html")
+
+
+@app.command()
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="a run folder (holds summary.json)")],
+    top_k: Annotated[int, typer.Option(help="trials drawn in the curves", min=1)] = 5,
+) -> None:
+    """Write RUN_DIR/report.html (self-contained) and its PNGs."""
+    from tunepipe.errors import RunDirError
+    from tunepipe.report import write_report
+
+    try:
+        path = write_report(run_dir, top_k=top_k)
+    except FileNotFoundError as exc:
+        raise RunDirError(str(exc)) from None
+    typer.echo(f"report: {path}")
 
 
 @app.command()
@@ -156,12 +174,10 @@ def main() -> None:
 
 
 def _click_exit(exc: BaseException, debug: bool = False) -> None:
-    import click
-
-    if isinstance(exc, click.exceptions.Exit):
+    if isinstance(exc, (typer.Exit, *_click_types("Exit"))):
         sys.exit(exc.exit_code)
-    if isinstance(exc, click.ClickException):
-        exc.show()
+    if isinstance(exc, _click_types("ClickException")):
+        exc.show()  # a usage error: the command line, not the study, is wrong
         sys.exit(2)
     if debug:
         raise exc
@@ -171,3 +187,20 @@ def _click_exit(exc: BaseException, debug: bool = False) -> None:
         err=True,
     )
     sys.exit(3)
+
+
+def _click_types(name: str) -> tuple[type, ...]:
+    """Click's exception class `name`, from typer's vendored copy (typer >= 0.2x) and/or click."""
+    import importlib
+
+    found = []
+    for module in ("typer._click.exceptions", "click.exceptions"):
+        try:
+            found.append(getattr(importlib.import_module(module), name))
+        except (ImportError, AttributeError):
+            pass
+    return tuple(found)
+
+
+if __name__ == "__main__":
+    main()

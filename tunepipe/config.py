@@ -19,6 +19,7 @@ from pydantic import (
     ValidationInfo,
     field_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
 
 IMPORT_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 # Hyperparameters the built-in trainable reads itself; anything else goes to the model factory.
@@ -111,7 +112,7 @@ Domain = Annotated[
     | Annotated[RandInt, Tag("randint")]
     | Annotated[Choice, Tag("choice")]
     | Annotated[Grid, Tag("grid")]
-    | Annotated[_BadDomain, Tag("bad-domain")]
+    | Annotated[_BadDomain, Tag("bad-domain"), SkipJsonSchema()]  # for error messages only
     | Annotated[Constant, Tag("constant")],
     Discriminator(_domain_tag),
 ]
@@ -181,7 +182,7 @@ class _ModelBase(Strict):
 
 
 class MLPModel(_ModelBase):
-    kind: Literal["mlp"]
+    kind: Literal["mlp"] = "mlp"  # a model with neither kind nor factory is an MLP
     hidden_width: int = Field(128, ge=1)
     depth: int = Field(2, ge=0, description="hidden layers; M1 prefers deep and narrow")
 
@@ -236,21 +237,42 @@ ModelConfig = Annotated[
 # ---------------------------------------------------------------- training, scheduling, resources
 
 
+class LRSchedule(Strict):
+    """In-trial schedule; the base rate is `lr` (a plateau decay scales it, L1)."""
+
+    kind: Literal["constant", "step", "linear", "cosine"] = "constant"
+    step_size: int = Field(10, ge=1, description="step: epochs between decays")
+    gamma: float = Field(0.5, gt=0, lt=1, description="step: the factor (L1: 0.1, 0.3 or 0.5)")
+    final_fraction: float = Field(0.01, ge=0, lt=1, description="linear/cosine: last lr / lr")
+    momentum_end: float | None = Field(
+        None, ge=0, lt=1, description="linear: momentum rises to this (net4: 0.9 → 0.999)"
+    )
+
+
 class TrainConfig(Strict):
     optimizer: Literal["adam", "sgd"] = Field("adam", description="O1: Adam is the best default")
     lr: float = Field(3e-4, gt=0, description="O1: Adam's safe default")
     momentum: float = Field(0.9, ge=0, lt=1, description="MO1 (SGD momentum, Adam beta1)")
     weight_decay: float = Field(0.0, ge=0)
-    batch_size: int = Field(64, ge=1, description="B1: 16 to 128")
+    batch_size: int = Field(64, ge=1, strict=True, description="B1: 16 to 128")  # not `true`
     grad_clip: float | None = Field(None, gt=0, description="M2: clip grad norm (5 or 15 for RNNs)")
     checkpoint_every: int = Field(1, ge=1, description="epochs between checkpoints")
+    lr_schedule: LRSchedule = Field(default_factory=LRSchedule)
 
 
 class SchedulerConfig(Strict):
-    kind: Literal["asha", "fifo"] = "asha"
+    """How trials are scheduled: ASHA (default), PBT, or FIFO; the playbook rules run under all."""
+
+    kind: Literal["asha", "pbt", "fifo"] = "asha"
     max_epochs: int = Field(20, ge=1)
-    grace_period: int = Field(2, ge=1, description="epochs before ASHA may stop a trial")
-    reduction_factor: float = Field(3, gt=1)
+    grace_period: int = Field(2, ge=1, description="asha: epochs before a trial may be pruned")
+    reduction_factor: float = Field(3, gt=1, description="asha: keep the top 1/rf at each rung")
+    brackets: int = Field(1, ge=1)
+    perturbation_interval: int = Field(4, ge=1, description="pbt: epochs between exploits")
+    burn_in_period: int = Field(0, ge=0)
+    quantile_fraction: float = Field(0.25, ge=0, le=0.5)
+    resample_probability: float = Field(0.25, ge=0, le=1)
+    lr_factors: list[float] = Field([0.5, 0.3], min_length=1, description="pbt: L1 factors")
 
     @field_validator("grace_period")
     @classmethod
@@ -259,6 +281,51 @@ class SchedulerConfig(Strict):
         if top is not None and v > top:
             raise ValueError(f"grace_period must not exceed max_epochs ({top})")
         return v
+
+    @field_validator("lr_factors")
+    @classmethod
+    def _factors(cls, v: list[float]) -> list[float]:
+        if any(not 0 < f < 1 for f in v):
+            raise ValueError("each factor is between 0 and 1 (the playbook's 0.1, 0.3, 0.5)")
+        return v
+
+
+class DivergenceSettings(Strict):
+    k: float = Field(10.0, gt=1, description="stop above k x the loss before training (P5)")
+    abs_limit: float | None = Field(None, gt=0)
+    rising_reports: int = Field(3, ge=1)
+    steep_ratio: float = Field(1.5, gt=1)
+
+
+class OverfittingSettings(Strict):
+    patience: int = Field(10, ge=1, description="reports without a new best val loss (P6, E1)")
+    max_gap: float | None = Field(None, gt=0, description="(val - train) / train limit")
+    min_epochs: int = Field(5, ge=0)
+
+
+class PlateauSettings(Strict):
+    patience: int = Field(5, ge=1)
+    min_delta: float = Field(0.001, ge=0)
+    relative: bool = True
+    factor: float = Field(0.5, gt=0, lt=1, description="L1: 0.1, 0.3 or 0.5")
+    max_decays: int = Field(3, ge=0)
+
+
+class StoppingConfig(Strict):
+    """The playbook's stopping rules (docs/schedulers.md); null turns one off."""
+
+    initial_loss: float | None = Field(None, description="loss before training; default ln C")
+    divergence: DivergenceSettings | None = Field(default_factory=DivergenceSettings)
+    overfitting: OverfittingSettings | None = Field(default_factory=OverfittingSettings)
+    plateau: PlateauSettings | None = Field(default_factory=PlateauSettings)
+
+
+class MetricNames(Strict):
+    """Which of your trainable's reported metrics the rules read (P3: losses, not accuracies)."""
+
+    val_loss: str = "val_loss"
+    train_loss: str = "train_loss"
+    lr: str = "lr"
 
 
 class Resources(Strict):
@@ -306,6 +373,8 @@ class StudyConfig(Strict):
     train: TrainConfig = Field(default_factory=TrainConfig)
     search_space: dict[str, Domain] = Field(default_factory=dict)
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
+    stopping: StoppingConfig = Field(default_factory=StoppingConfig)
+    metrics: MetricNames = Field(default_factory=MetricNames)
     resources: Resources = Field(default_factory=Resources)
     num_samples: int = Field(16, ge=1)
     storage: str = Field("runs", description="a local folder or a URI pyarrow's filesystems open")
@@ -375,8 +444,9 @@ def cross_field_problems(s: StudyConfig) -> list[tuple[str, str, Any]]:
                 )
     batch = s.search_space.get("batch_size", s.train.batch_size)
     for b in getattr(batch, "values", [batch]):
-        if not (isinstance(b, int) and b >= 1):
+        if not (isinstance(b, int) and not isinstance(b, bool) and b >= 1):
             problems.append(("search_space.batch_size", "batch sizes are positive integers", b))
+    problems += _space_value_problems(s)
     return problems + _auto_lr_problems(s)
 
 
@@ -385,17 +455,47 @@ AUTO_LR = "auto"  # search_space.lr: auto → the sanity stage's LR range test p
 
 def _auto_lr_problems(s: StudyConfig) -> list[tuple[str, str, Any]]:
     """`lr: auto` needs the LR range test: the built-in trainable and the sanity stage."""
-    lr = s.search_space.get("lr")
-    if isinstance(lr, str) and lr != AUTO_LR:
-        hint = "; YAML reads 1e-3 as text, write 1.0e-3" if _is_float_text(lr) else ""
-        return [("search_space.lr", f"a number, a domain, or {AUTO_LR!r}{hint}", lr)]
-    if lr != AUTO_LR:
+    if s.search_space.get("lr") != AUTO_LR:
         return []
     if s.trainable:
-        return [("search_space.lr", "auto needs the built-in trainable (data + model)", lr)]
+        return [("search_space.lr", "auto needs the built-in trainable (data + model)", AUTO_LR)]
     if not s.playbook.sanity:
-        return [("search_space.lr", "auto needs the sanity stage; set playbook.sanity: true", lr)]
+        return [("search_space.lr", "auto needs the sanity stage (playbook.sanity: true)", AUTO_LR)]
     return []
+
+
+def _space_value_problems(s: StudyConfig) -> list[tuple[str, str, Any]]:
+    """Each value a search-space entry can take must pass its setting's own rules (dropout < 1,
+    hidden_width ≥ 1, optimizer adam|sgd, ...), so a bad range fails here, not inside a trial."""
+    from pydantic import TypeAdapter, ValidationError
+
+    owners = [TrainConfig] + ([type(s.model)] if s.model and s.model.kind != "custom" else [])
+    problems = []
+    for key, dom in s.search_space.items():
+        if key == "batch_size" or dom == "auto":
+            continue
+        field = next((o.model_fields[key] for o in owners if key in o.model_fields), None)
+        if field is None:
+            continue
+        adapter = TypeAdapter(Annotated[field.annotation, field])
+        for value in _domain_values(dom):
+            try:
+                adapter.validate_python(value)
+            except ValidationError as exc:
+                msg = exc.errors(include_url=False)[0]["msg"].replace("Input should be", "must be")
+                problems.append((f"search_space.{key}", f"{key} {msg}", value))
+                break
+    return problems
+
+
+def _domain_values(dom: Any) -> list[Any]:
+    """The values a domain can produce that decide its validity: bounds, or every choice."""
+    if not isinstance(dom, BaseModel):
+        return [dom]
+    if hasattr(dom, "values"):
+        return list(dom.values)
+    high = dom.high - 1 if dom.type == "randint" else dom.high
+    return [dom.low, high]
 
 
 BUILTIN_METRICS = ("val_loss", "val_acc", "val_rmse", "train_loss")
@@ -404,16 +504,12 @@ BUILTIN_METRICS = ("val_loss", "val_acc", "val_rmse", "train_loss")
 def did_you_mean(key: str, options: Any) -> str:
     import difflib
 
-    close = difflib.get_close_matches(key, sorted(options), n=1, cutoff=0.6)
+    options = sorted(options)
+    # A shortened key ("grace" for "grace_period") is the commonest slip; difflib's ratio
+    # undervalues it, so an option that starts with the key wins first.
+    close = [o for o in options if len(key) >= 3 and o.startswith(key)]
+    close = close or difflib.get_close_matches(key, options, n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-def _is_float_text(v: str) -> bool:
-    try:
-        float(v)
-    except ValueError:
-        return False
-    return True
 
 
 def is_finite_number(v: Any) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -46,11 +47,15 @@ def _read_yaml(path: Path) -> Any:
         raise StudyFileError(f"{path}: no such file; check the path (cwd is {Path.cwd()})")
     if path.is_dir():
         raise StudyFileError(f"{path}: is a folder; give the study's .yaml file")
-    data = path.read_bytes()
-    if len(data) > MAX_STUDY_BYTES:
-        raise StudyFileError(
-            f"{path}: {len(data)} bytes is far too big for a study file; is this the right file?"
-        )
+    try:
+        size = path.stat().st_size  # before reading: a wrong path may name a huge file
+        if size > MAX_STUDY_BYTES:
+            raise StudyFileError(
+                f"{path}: {size} bytes is far too big for a study file; is this the right file?"
+            )
+        data = path.read_bytes()
+    except OSError as exc:
+        raise StudyFileError(f"{path}: cannot read it ({exc.strerror or exc})") from None
     if not data.strip():
         raise StudyFileError(f"{path}: the file is empty; start from examples/digits.yaml")
     try:
@@ -62,7 +67,7 @@ def _read_yaml(path: Path) -> Any:
     if "\x00" in text:
         raise StudyFileError(f"{path}: holds NUL bytes, so it is binary, not a YAML study file")
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_loader())  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -70,13 +75,53 @@ def _read_yaml(path: Path) -> Any:
         raise StudyFileError(f"{path}: not valid YAML{where}: {what}") from None
 
 
+def _loader() -> type:
+    """PyYAML's SafeLoader, but a key given twice in one mapping is an error, not "last wins"."""
+    import yaml
+
+    class UniqueKeyLoader(yaml.SafeLoader):
+        def construct_mapping(self, node, deep=False):
+            first: dict = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue  # `<<: *anchor` may be overridden by the keys beside it
+                key = self.construct_object(key_node, deep=deep)
+                try:
+                    line = first.setdefault(key, key_node.start_mark.line)
+                except TypeError:  # an unhashable key: SafeLoader reports it below
+                    continue
+                if line != key_node.start_mark.line:
+                    raise yaml.constructor.ConstructorError(
+                        None,
+                        None,
+                        f"key {key!r} is given twice (first at line {line + 1}); keep one",
+                        key_node.start_mark,
+                    )
+            return super().construct_mapping(node, deep=deep)
+
+    # YAML 1.1 reads 1e-3 (no dot, or no exponent sign) as a string: learning rates written that
+    # way would reach a trial as text. Read them as numbers, as YAML 1.2 and JSON do.
+    UniqueKeyLoader.add_implicit_resolver(
+        "tag:yaml.org,2002:float",
+        re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+        list("-+0123456789."),
+    )
+    return UniqueKeyLoader
+
+
 def format_validation_error(exc: ValidationError, raw: Any) -> list[str]:
     """One line per error: `path.to.field: what is wrong (got VALUE)`, with "did you mean"."""
     lines = []
     for err in exc.errors(include_url=False):
+        if err["type"] == "extra_forbidden" and "bad-domain" in err["loc"]:
+            continue  # the bad `type` is the problem; low/high/values are not unknown keys
         loc = [str(p) for p in err["loc"] if str(p) not in TAGS_IN_PATHS]
         path = ".".join(loc) or "(top level)"
         msg = _message(err, raw)
+        if err["type"] == "model_kind":  # point at the key itself and show its value
+            path, msg = f"{path}.kind", "must be mlp, cnn or custom"
+            given = err["input"]
+            err = {**err, "input": given.get("kind") if isinstance(given, dict) else given}
         if err["type"] == "missing":
             lines.append(f"{path}: {msg}")
         else:
@@ -141,5 +186,7 @@ def _line(path: str, msg: str, value: Any) -> str:
 
 
 def _short(value: Any) -> str:
+    if isinstance(value, BaseModel):  # cross-field rules see parsed domains; show what was written
+        value = value.model_dump(exclude_unset=True)
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."

@@ -105,6 +105,11 @@ def prepare_arrays(
             f"data: the training split has {len(idx_train)} rows, fewer than one "
             f"batch ({min_rows}); lower batch_size or val_fraction"
         )
+    if len(idx_val) == 0:  # val_loss would read 0.0 and every decision would trust it
+        raise DataError(
+            f"data: the validation split is empty ({len(x)} rows, val_fraction "
+            f"{cfg.val_fraction}, rounded per class); give more data or raise val_fraction"
+        )
     mean, std = (
         feature_stats(x[idx_train])
         if cfg.normalize
@@ -112,7 +117,7 @@ def prepare_arrays(
     )
     t_mean = t_std = None
     if task == "regression":
-        y = y.astype(np.float32)
+        y = y.astype(np.float32).reshape(len(y), -1)  # one target may come as a 1-D array
         if cfg.standardize_targets:
             t_mean, t_std = feature_stats(y[idx_train])
         else:
@@ -189,6 +194,7 @@ def _features(table: pa.Table, cfg: DataConfig) -> tuple[np.ndarray, list[str]]:
         flat = pc.list_flatten(col)
         _check_numeric(flat.type, cfg.image_column)
         x = flat.to_numpy(zero_copy_only=False).astype(np.float32).reshape(len(col), -1)
+        _check_image_shape(x, cfg)
         return x, [cfg.image_column]
     names = cfg.features or [n for n in table.column_names if n not in cfg.labels]
     for n in names:
@@ -200,12 +206,16 @@ def _features(table: pa.Table, cfg: DataConfig) -> tuple[np.ndarray, list[str]]:
         if names
         else np.empty((table.num_rows, 0), np.float32)
     )
+    _check_image_shape(x, cfg)
+    return x, names
+
+
+def _check_image_shape(x: np.ndarray, cfg: DataConfig) -> None:
     if cfg.image_shape and int(np.prod(cfg.image_shape)) != x.shape[1]:
         raise DataError(
             f"data.image_shape: {cfg.image_shape} holds {int(np.prod(cfg.image_shape))}"
             f" values but each row has {x.shape[1]} features"
         )
-    return x, names
 
 
 def _check_numeric(dtype: pa.DataType, column: str) -> None:
@@ -268,6 +278,11 @@ def _check_classes(y: np.ndarray, cfg: DataConfig) -> list[int]:
             "classification study needs class ids (use task: regression otherwise)"
         )
     found = sorted(set(np.unique(y).astype(int).tolist()))
+    if found[0] < 0:  # first: undeclared classes are 0..max, so -1 would look "outside"
+        raise DataError(
+            f"data: label column {label!r} has {int((y < 0).sum())} rows with negative "
+            "class ids; use 0..C-1"
+        )
     declared = sorted(cfg.classes) if cfg.classes is not None else list(range(max(found) + 1))
     outside = np.isin(y.astype(int), declared, invert=True)
     if outside.any():
@@ -277,8 +292,6 @@ def _check_classes(y: np.ndarray, cfg: DataConfig) -> list[int]:
             f"declared classes {_span(declared)} (values {bad}); fix the labels or "
             "data.classes"
         )
-    if min(found) < 0:
-        raise DataError(f"data: label column {label!r} has negative class ids; use 0..C-1")
     return declared
 
 

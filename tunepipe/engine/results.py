@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections import Counter
 from dataclasses import dataclass, field
@@ -59,14 +60,12 @@ def trial_records(grid: Any, study: StudyConfig, decisions: dict[str, dict]) -> 
     """One TrialRecord per trial of a finished (or restored) Tuner."""
     records = []
     for result in grid:
-        df = result.metrics_dataframe
-        history = _history_from_frame(df) if df is not None else {}
+        rows = _reported_rows(result)
+        history = _history_from_rows(rows)
         trial_id = _trial_id(result)
-        reported = None
-        if df is not None and "stop_reason" in df.columns:
-            reported = next(
-                (r for r in df["stop_reason"].tolist()[::-1] if isinstance(r, str) and r), None
-            )
+        reported = next(
+            (r["stop_reason"] for r in rows[::-1] if isinstance(r.get("stop_reason"), str)), None
+        )
         epochs = len(history.get("epoch", history.get("training_iteration", [])))
         reason = decide_reason(
             reported, result.error, epochs, study.scheduler.max_epochs, decisions.get(trial_id)
@@ -75,7 +74,7 @@ def trial_records(grid: Any, study: StudyConfig, decisions: dict[str, dict]) -> 
         records.append(
             TrialRecord(
                 trial_id=trial_id,
-                config=dict(result.config or {}),
+                config=_sampled_config(result, best),
                 history=history,
                 stop_reason=reason,
                 checkpoint=best,
@@ -119,7 +118,7 @@ def results_table(records: list[TrialRecord], study: StudyConfig) -> pa.Table:
     ]
     cols["stop_reason"] = [r.stop_reason for r in records]
     cols["checkpoint"] = [r.checkpoint for r in records]
-    cols["lr_decays"] = [int(r.extra.get("lr_decays", 0)) for r in records]
+    cols["lr_decays"] = [int(max(r.history.get("lr_decays") or [0])) for r in records]
     return pa.table({k: _column(v) for k, v in cols.items()})
 
 
@@ -180,15 +179,59 @@ def summary(records: list[TrialRecord], study: StudyConfig, wall_seconds: float)
     return out
 
 
-def _history_from_frame(df: Any) -> dict[str, list[float]]:
-    history: dict[str, list[float]] = {}
-    for col in df.columns:
-        if col in SKIP_COLUMNS - {"training_iteration"} or col.startswith("config/"):
-            continue
-        series = df[col]
-        if series.dtype.kind in "biuf":
-            history[col] = [float(v) for v in series.tolist()]
-    return history
+def _reported_rows(result: Any) -> list[dict[str, Any]]:
+    """Every report of a trial, one per epoch (the last wins), from the trial folder's logs.
+
+    Neither of Ray's logs is whole by itself: `Result.metrics_dataframe` and result.json miss
+    the report on which a trial was paused (an LR decay), and progress.csv keeps only the keys of
+    the first report (so it lacks `stop_reason`). The union of both files is complete.
+    """
+    by_step: dict[Any, dict] = {}
+    for row in [*_read_log(result, "progress.csv"), *_read_log(result, "result.json")]:
+        step = row.get("epoch", row.get("training_iteration"))
+        by_step.setdefault(step, {}).update({k: v for k, v in row.items() if v is not None})
+    return [by_step[k] for k in sorted(by_step, key=lambda k: (k is None, k or 0))]
+
+
+def _read_log(result: Any, name: str) -> list[dict[str, Any]]:
+    try:
+        with result.filesystem.open_input_stream(f"{result.path}/{name}") as f:
+            data = f.read()
+    except FileNotFoundError:  # a trial that never reported
+        return []
+    if name.endswith(".csv"):
+        import pyarrow.csv as pacsv
+
+        return pacsv.read_csv(pa.BufferReader(data)).to_pylist() if data.strip() else []
+    return [json.loads(line) for line in data.decode().splitlines() if line.strip()]
+
+
+def _history_from_rows(rows: list[dict[str, Any]]) -> dict[str, list[float]]:
+    names = {
+        k
+        for r in rows
+        for k, v in r.items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool)
+    }
+    names -= SKIP_COLUMNS - {"training_iteration"}
+    return {n: [_num(r.get(n)) for r in rows] for n in sorted(names)}
+
+
+def _num(v: Any) -> float | None:
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+
+def _sampled_config(result: Any, checkpoint: str | None) -> dict[str, Any]:
+    """The config the trial was sampled with. Ray's result.config is the config it ended with,
+    which a plateau decay changed; tunepipe's checkpoints keep the original as initial_config."""
+    config = dict(result.config or {})
+    if checkpoint is not None:
+        try:
+            with result.filesystem.open_input_stream(f"{checkpoint}/meta.json") as f:
+                config.update(json.loads(f.read()).get("initial_config", {}))
+        except FileNotFoundError:  # an own trainable's checkpoint: no tunepipe meta in it
+            pass
+    return config
 
 
 def _trial_id(result: Any) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 import time
@@ -80,6 +81,9 @@ def _load_data(study: StudyConfig, study_dir: Path) -> Any:
 
 
 def _fit(study: StudyConfig, data: Any, loc: RunLocation, progress: bool) -> tuple[Any, Any]:
+    # Tune forces a state snapshot whenever a trial saved num_to_keep checkpoints since the last
+    # one (that is what makes resume lose nothing) and then warns each time: the warning is noise.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     from ray import tune
     from ray.tune.search import BasicVariantGenerator
 
@@ -87,7 +91,7 @@ def _fit(study: StudyConfig, data: Any, loc: RunLocation, progress: bool) -> tup
     from tunepipe.engine.schedule import build_scheduler
     from tunepipe.engine.space import to_tune_space
 
-    scheduler = build_scheduler(study)
+    scheduler = build_scheduler(study, data)
     trainable = _trainable(study, data)
     callbacks = []
     if progress:
@@ -116,7 +120,7 @@ def _fit(study: StudyConfig, data: Any, loc: RunLocation, progress: bool) -> tup
             verbose=0,
             callbacks=callbacks,
             checkpoint_config=tune.CheckpointConfig(
-                num_to_keep=2,
+                num_to_keep=4 if study.scheduler.kind == "pbt" else 2,  # PBT clones checkpoints
                 checkpoint_score_attribute=study.metric,
                 checkpoint_score_order=study.mode,
             ),
@@ -152,7 +156,9 @@ def _n_trials(study: StudyConfig) -> int:
 
 
 def _live_reason(scheduler: Any, trial_id: str) -> str:
-    return scheduler.decisions.get(trial_id, {}).get("reason", "completed")
+    from tunepipe.engine.schedule import decision_dict
+
+    return decision_dict(scheduler.decisions.get(trial_id)).get("reason", "completed")
 
 
 def _write_outputs(
@@ -160,7 +166,10 @@ def _write_outputs(
 ) -> RunOutcome:
     from tunepipe.engine import results as res
 
-    records = res.trial_records(grid, study, scheduler.decisions)
+    from tunepipe.engine.schedule import decision_dict
+
+    decisions = {tid: decision_dict(rec) for tid, rec in scheduler.decisions.items()}
+    records = res.trial_records(grid, study, decisions)
     loc.write_text("study.yaml", yaml.safe_dump(study.model_dump(mode="json"), sort_keys=False))
     loc.write_parquet("results.parquet", res.results_table(records, study))
     loc.write_parquet("history.parquet", res.history_table(records))
@@ -174,6 +183,10 @@ def _write_outputs(
             if data is not None and data.test is not None:
                 summary["test"] = _evaluate_test(loc, data)
     loc.write_json("summary.json", summary)
+    if loc.is_local:  # the report reads the run folder back; URIs get it via `tunepipe report`
+        from tunepipe.report import write_report
+
+        write_report(loc.path)
     if summary["best_trial_id"] is None:
         raise StudyFailed(
             f"no trial produced a finite {study.metric}; stop reasons: "

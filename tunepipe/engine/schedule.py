@@ -1,45 +1,109 @@
-"""The study's Ray scheduler, recording why it stopped each trial (stop reasons)."""
+"""The study's Ray scheduler: the playbook rules (schedulers/) composed with Ray's ASHA or PBT."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
-from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler, TrialScheduler
+from pydantic import BaseModel
 
+from schedulers.judge import MetricKeys, PlaybookJudge
+from schedulers.rules import DivergenceRule, OverfittingRule, PlateauRule
 from tunepipe.config import StudyConfig
 
 
-class RecordingASHA(AsyncHyperBandScheduler):
-    """Ray's ASHA, unchanged, plus a record of the trials it stopped (stop reason `pruned`)."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.decisions: dict[str, dict[str, Any]] = {}
-
-    def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
-        action = super().on_trial_result(tune_controller, trial, result)
-        if action == TrialScheduler.STOP and trial.trial_id not in self.decisions:
-            self.decisions[trial.trial_id] = {
-                "reason": "pruned",
-                "epoch": result.get("training_iteration"),
-            }
-        return action
-
-
-class RecordingFIFO(FIFOScheduler):
-    def __init__(self) -> None:
-        super().__init__()
-        self.decisions: dict[str, dict[str, Any]] = {}
+def build_judge(study: StudyConfig, data: Any = None) -> PlaybookJudge:
+    """The rules from `stopping:`; they read losses (P3), named by `metrics:` for own trainables."""
+    st = study.stopping
+    keys = MetricKeys(**study.metrics.model_dump()) if study.trainable else MetricKeys()
+    plateau = PlateauRule(**st.plateau.model_dump()) if st.plateau else None
+    if study.scheduler.kind == "pbt":
+        plateau = None  # PBT's exploit already moves a stalled trial's lr by the same factors
+    return PlaybookJudge(
+        divergence=DivergenceRule(**st.divergence.model_dump()) if st.divergence else None,
+        overfitting=OverfittingRule(**st.overfitting.model_dump()) if st.overfitting else None,
+        plateau=plateau,
+        keys=keys,
+        mode="min",
+        initial_loss=st.initial_loss
+        if st.initial_loss is not None
+        else expected_initial_loss(study, data),
+    )
 
 
-def build_scheduler(study: StudyConfig) -> TrialScheduler:
-    """ASHA (default) or FIFO, over `training_iteration` (one per epoch) up to max_epochs."""
-    s = study.scheduler
-    if s.kind == "fifo":
-        return RecordingFIFO()
-    return RecordingASHA(
-        time_attr="training_iteration",
+def expected_initial_loss(study: StudyConfig, data: Any) -> float | None:
+    """The loss of a sane untrained model (P5's reference): ln C, ln 2, or 1 for standardised
+    regression targets (predicting their mean). None when unknown (own trainables)."""
+    if study.trainable or data is None:
+        return None
+    if study.task == "classification":
+        return math.log(max(data.output_dim, 2))
+    if study.task == "binary":
+        return math.log(2)
+    return 1.0 if study.data.standardize_targets else None
+
+
+def build_scheduler(study: StudyConfig, data: Any = None) -> Any:
+    """PlaybookASHA (asha, fifo) or PlaybookPBT over `training_iteration` (one per epoch)."""
+    from schedulers.ray_asha import PlaybookASHA
+
+    s, judge = study.scheduler, build_judge(study, data)
+    common: dict[str, Any] = {}  # metric and mode reach the scheduler through TuneConfig
+    if s.kind == "pbt":
+        from schedulers.explore import ExplorePolicy
+        from schedulers.ray_pbt import PlaybookPBT
+
+        policy = ExplorePolicy(
+            decay_factors=tuple(s.lr_factors), resample_probability=s.resample_probability
+        )
+        return PlaybookPBT(
+            pbt_space(study),
+            judge=judge,
+            policy=policy,
+            seed=study.seed,
+            perturbation_interval=s.perturbation_interval,
+            burn_in_period=s.burn_in_period,
+            quantile_fraction=s.quantile_fraction,
+            **common,
+        )
+    if s.kind == "fifo":  # one rung at the end: nothing is pruned, the rules still run
+        return PlaybookASHA(
+            judge=judge,
+            max_t=s.max_epochs,
+            grace_period=s.max_epochs,
+            reduction_factor=s.reduction_factor,
+            **common,
+        )
+    return PlaybookASHA(
+        judge=judge,
         max_t=s.max_epochs,
         grace_period=s.grace_period,
         reduction_factor=s.reduction_factor,
+        brackets=s.brackets,
+        **common,
     )
+
+
+def pbt_space(study: StudyConfig) -> dict[str, dict[str, Any]]:
+    """The search space as plain dicts for PBT's explore step (constants are not explored)."""
+    out = {}
+    for name, dom in study.search_space.items():
+        if not isinstance(dom, BaseModel):
+            continue
+        if dom.type in ("choice", "grid"):
+            out[name] = {"type": "choice", "values": list(dom.values)}
+        elif dom.type == "randint":
+            out[name] = {"type": "int", "low": dom.low, "high": dom.high - 1}
+        elif dom.type == "quniform":
+            out[name] = {"type": "uniform", "low": dom.low, "high": dom.high}
+        else:
+            out[name] = {"type": dom.type, "low": dom.low, "high": dom.high}
+    return out
+
+
+def decision_dict(record: Any) -> dict[str, Any]:
+    """A scheduler's StopRecord as plain JSON-ready data."""
+    if record is None:
+        return {}
+    reason = getattr(record.reason, "value", record.reason)
+    return {"reason": reason, "detail": record.detail, "best_epoch": record.best_epoch}

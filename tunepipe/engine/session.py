@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import os
-import secrets
-import stat
 import sys
 from pathlib import Path
 
-from tunepipe.errors import TunepipeError
-
-DEFAULT_TOKEN_PATH = Path.home() / ".tunepipe" / "ray_auth_token"
+from tunepipe.engine.auth import (
+    DEFAULT_TOKEN_PATH,
+    auth_env,
+    ensure_token,
+    use_token_in_this_process,
+)
 
 
 def token_path() -> Path:
@@ -19,35 +20,14 @@ def token_path() -> Path:
     return Path(given) if given else DEFAULT_TOKEN_PATH
 
 
-def ensure_token(path: Path | None = None) -> Path:
-    """Create the token file (0600, folder 0700) if missing; refuse one others can read."""
-    path = path or token_path()
-    if path.exists():
-        mode = stat.S_IMODE(path.stat().st_mode)
-        if mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise TunepipeError(
-                f"{path}: the Ray token file can be read by other users "
-                f"(mode {mode:o}); run: chmod 600 {path}"
-            )
-        return path
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(secrets.token_hex(32))
-    return path
-
-
 def use_token_auth(path: Path | None = None) -> Path:
-    """Point this process (and the Ray processes it starts) at tunepipe's token file."""
-    path = ensure_token(path)
-    os.environ["RAY_AUTH_MODE"] = "token"
-    os.environ["RAY_AUTH_TOKEN_PATH"] = str(path)
+    """Point this process (and the Ray processes it starts) at tunepipe's own 0600 token file."""
+    path = ensure_token(path or token_path())
     os.environ.pop("RAY_AUTH_TOKEN", None)  # the file is the one source of the token
-    if "ray" in sys.modules:  # Ray caches its config and token at import: refresh both
-        from ray._raylet import AuthenticationTokenLoader, Config
-
-        Config.initialize("")
-        AuthenticationTokenLoader.instance().reset_cache()
+    if "ray" in sys.modules:  # Ray caches its mode and token at import: refresh both
+        use_token_in_this_process(path)
+    else:
+        os.environ.update(auth_env(path))
     return path
 
 

@@ -10,8 +10,15 @@ from tunepipe.config import StudyConfig
 
 
 def to_tune_space(study: StudyConfig) -> dict[str, Any]:
-    """Ray Tune's param_space: domains become tune.* objects; constants stay as they are."""
-    return {name: to_tune_domain(value) for name, value in study.search_space.items()}
+    """Ray Tune's param_space: domains become tune.* objects; constants stay as they are.
+
+    The built-in trainable always gets `lr` in its config, so a plateau decay (which scales the
+    config's lr) works when the rate is a constant of the study too.
+    """
+    space = {name: to_tune_domain(value) for name, value in study.search_space.items()}
+    if not study.trainable:
+        space.setdefault("lr", study.train.lr)
+    return space
 
 
 def to_tune_domain(value: Any) -> Any:

@@ -110,15 +110,18 @@ def run_trial(
         "data_stats": data.stats(),
     }
 
-    start_epoch = 0
+    start_epoch, decays, initial_config = 0, 0, dict(config)
     if restore_from is not None:
-        start_epoch = _restore(restore_from, model, optimizer, shuffle)
-    for group in optimizer.param_groups:  # a resumed trial may carry a new (decayed) rate
-        group["lr"] = hp.lr
+        start_epoch, restored = _restore(restore_from, model, optimizer, shuffle)
+        initial_config = restored.get("initial_config", initial_config)
+        decays = restored.get("lr_decays", 0) + (hp.lr < restored.get("lr_base", hp.lr) * 0.999)
+    meta["initial_config"] = initial_config  # results show the sampled values, not decayed ones
 
     for epoch in range(start_epoch + 1, study.scheduler.max_epochs + 1):
+        lr, momentum = schedule_at(study.train.lr_schedule, hp, epoch, study.scheduler.max_epochs)
+        set_rates(optimizer, lr, momentum)  # after a restore too: a decay changed config["lr"]
         train_loss = train_epoch(model, optimizer, loss_fn, *tensors["train"], hp, shuffle)
-        metrics = {"epoch": epoch, "train_loss": train_loss, "lr": optimizer.param_groups[0]["lr"]}
+        metrics = {"epoch": epoch, "train_loss": train_loss, "lr": lr, "lr_decays": decays}
         if not math.isfinite(train_loss):
             report({**metrics, "val_loss": float("nan"), "stop_reason": "diverged"}, None)
             return "diverged"  # P5: never crash the study; say why the trial ended
@@ -131,7 +134,12 @@ def run_trial(
         if epoch % study.train.checkpoint_every == 0 or epoch == study.scheduler.max_epochs:
             with tempfile.TemporaryDirectory(prefix="tunepipe-ckpt-") as tmp:
                 ckpt.save(
-                    tmp, model=model, optimizer=optimizer, epoch=epoch, rng=shuffle, meta=meta
+                    tmp,
+                    model=model,
+                    optimizer=optimizer,
+                    epoch=epoch,
+                    rng=shuffle,
+                    meta={**meta, "lr_base": hp.lr, "lr_decays": decays},
                 )
                 report(metrics, tmp)
         else:
@@ -139,13 +147,44 @@ def run_trial(
     return "completed"
 
 
+def schedule_at(sched: Any, hp: Hyper, epoch: int, max_epochs: int) -> tuple[float, float]:
+    """(lr, momentum) for an epoch: the base rate `hp.lr` shaped by the in-trial schedule (L1).
+
+    step: × gamma every step_size epochs; linear: down to final_fraction × lr, with momentum
+    rising to momentum_end (the case study's net4); cosine: half a cosine to final_fraction.
+    """
+    progress = (epoch - 1) / max(max_epochs - 1, 1)
+    momentum = hp.momentum
+    if sched.kind == "step":
+        return hp.lr * sched.gamma ** ((epoch - 1) // sched.step_size), momentum
+    if sched.kind == "linear":
+        if sched.momentum_end is not None:
+            momentum = hp.momentum + (sched.momentum_end - hp.momentum) * progress
+        return hp.lr * (1 - (1 - sched.final_fraction) * progress), momentum
+    if sched.kind == "cosine":
+        f = sched.final_fraction
+        return hp.lr * (f + (1 - f) * 0.5 * (1 + math.cos(math.pi * progress))), momentum
+    return hp.lr, momentum
+
+
+def set_rates(optimizer: torch.optim.Optimizer, lr: float, momentum: float) -> None:
+    """Set lr and momentum (SGD's momentum, Adam's beta1) on every parameter group."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+        if "betas" in group:
+            group["betas"] = (momentum, group["betas"][1])
+        elif "momentum" in group:
+            group["momentum"] = momentum
+
+
 def _restore(
     path: str | Path,
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
     shuffle: torch.Generator,
-) -> int:
-    state, _ = ckpt.load(path)
+) -> tuple[int, dict[str, Any]]:
+    """Load a checkpoint into the trial; returns (its epoch, its meta)."""
+    state, meta = ckpt.load(path)
     model.load_state_dict(state["model"])
     if state.get("optimizer"):
         optimizer.load_state_dict(state["optimizer"])
@@ -153,7 +192,7 @@ def _restore(
         shuffle.set_state(state["rng"])
     if state.get("torch_rng") is not None:
         torch.set_rng_state(state["torch_rng"])
-    return int(state["epoch"])
+    return int(state["epoch"]), meta
 
 
 def train_epoch(

@@ -1,0 +1,51 @@
+"""Shared fixtures. Ray integration tests share one embedded Ray session (house style 10)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_token(tmp_path_factory: pytest.TempPathFactory) -> None:
+    # Tests never touch the user's ~/.tunepipe token: each session gets its own 0600 file.
+    if "TUNEPIPE_RAY_TOKEN_PATH" not in os.environ:
+        folder = tmp_path_factory.mktemp("token")
+        folder.chmod(0o700)
+        os.environ["TUNEPIPE_RAY_TOKEN_PATH"] = str(folder / "ray_auth_token")
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """One embedded Ray for every test marked `ray` (2 CPUs: this machine's size)."""
+    import ray
+
+    from tunepipe.engine.session import init_ray
+
+    init_ray(None, num_cpus=2, dashboard=False)
+    yield ray
+    ray.shutdown()
+
+
+def study_dict(**overrides) -> dict:
+    """A small digits study; tests override what they exercise."""
+    base = {
+        "name": "t",
+        "seed": 0,
+        "task": "classification",
+        "data": {"source": "digits", "label": "label", "val_fraction": 0.2},
+        "model": {"kind": "mlp", "hidden_width": 32, "depth": 1},
+        "search_space": {},
+        "scheduler": {"kind": "fifo", "max_epochs": 3, "grace_period": 1},
+        "num_samples": 1,
+    }
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            base[key] = {**base[key], **value}
+        else:
+            base[key] = value
+    return base

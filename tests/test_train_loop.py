@@ -1,0 +1,331 @@
+"""The trainable without Ray: run_trial on tiny tensors with a recording `report`, checkpoints,
+resuming, divergence (P5), regression RMSE in the targets' units (P2), and load_model."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tunepipe.data.prepare import prepare_arrays, split_indices
+from tunepipe.models import build_model
+from tunepipe.predict import load_model
+from tunepipe.study import parse_study
+from tunepipe.train import checkpoint as ckpt
+from tunepipe.train.loop import run_trial
+
+CLASSIFICATION_KEYS = {"epoch", "train_loss", "val_loss", "val_acc", "lr"}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny tensors: a second thread only adds contention on a shared machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+class Recorder:
+    """A fake `report`: keeps the metrics and a copy of each checkpoint (run_trial deletes its)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.metrics: list[dict] = []
+        self.checkpoints: dict[int, Path] = {}
+
+    def __call__(self, metrics: dict, checkpoint_dir: str | None) -> None:
+        self.metrics.append(dict(metrics))
+        if checkpoint_dir is not None:
+            copy = self.folder / f"checkpoint_{metrics['epoch']:06d}"
+            shutil.copytree(checkpoint_dir, copy)
+            self.checkpoints[metrics["epoch"]] = copy
+
+    def column(self, key: str) -> list:
+        return [m[key] for m in self.metrics]
+
+
+def study(task="classification", max_epochs=4, train=None, model=None, data=None, **top):
+    raw = {
+        "name": "toy",
+        "seed": 3,
+        "task": task,
+        "data": {"source": "toy.parquet", "label": "y", **(data or {})},
+        "model": {"kind": "mlp", "hidden_width": 16, "depth": 1, **(model or {})},
+        "train": {"batch_size": 32, "lr": 0.01, **(train or {})},
+        "scheduler": {"kind": "fifo", "max_epochs": max_epochs, "grace_period": 1},
+        **top,
+    }
+    if task == "regression":
+        raw["metric"] = "val_rmse"
+    return parse_study(raw)
+
+
+def blobs(n=240, classes=(0, 1, 2), seed=0):
+    """Three well separated Gaussian blobs in 4 dimensions: learnable in a few epochs."""
+    rng = np.random.default_rng(seed)
+    y = np.asarray(classes, dtype=np.float64)[np.arange(n) % len(classes)]
+    centres = rng.normal(0, 3, size=(len(classes), 4))
+    x = centres[np.arange(n) % len(classes)] + rng.normal(size=(n, 4))
+    return (x * 10 + 50).astype(np.float32), y  # raw units far from 0: normalisation matters
+
+
+def prepared(s, x, y):
+    return prepare_arrays(x, y, s.data, s.task, s.seed)
+
+
+def train(tmp_path, s, data, config=None, restore_from=None, name="run") -> Recorder:
+    rec = Recorder(tmp_path / name)
+    rec.folder.mkdir()
+    rec.reason = run_trial(config or {}, data, s, rec, restore_from=restore_from)
+    return rec
+
+
+# ---------------------------------------------------------------- a learnable toy problem
+
+
+def test_loss_falls_and_every_epoch_reports_the_metrics(tmp_path):
+    s = study(max_epochs=6)
+    rec = train(tmp_path, s, prepared(s, *blobs()))
+    assert rec.reason == "completed"
+    assert rec.column("epoch") == [1, 2, 3, 4, 5, 6]
+    assert all(set(m) == CLASSIFICATION_KEYS for m in rec.metrics)
+    assert rec.column("lr") == [0.01] * 6
+    losses = rec.column("train_loss")
+    assert losses[-1] < 0.5 * losses[0]
+    assert rec.column("val_loss")[-1] < rec.column("val_loss")[0]
+    assert rec.column("val_acc")[-1] >= 0.9
+
+
+def test_a_checkpoint_every_epoch_by_default_and_every_n_when_asked(tmp_path):
+    s = study(max_epochs=3)
+    rec = train(tmp_path, s, prepared(s, *blobs(60)))
+    assert sorted(rec.checkpoints) == [1, 2, 3]
+    state, meta = ckpt.load(rec.checkpoints[2])
+    assert state["epoch"] == meta["epoch"] == 2
+    assert meta["model"]["kind"] == "mlp" and meta["task"] == "classification"
+    assert meta["input_shape"] == [4] and meta["output_dim"] == 3
+
+    s = study(max_epochs=5, train={"checkpoint_every": 2})
+    rec = train(tmp_path, s, prepared(s, *blobs(60)), name="every2")
+    assert sorted(rec.checkpoints) == [2, 4, 5]  # and always the last epoch
+
+
+def test_sampled_config_overrides_the_study(tmp_path):
+    s = study(max_epochs=1)
+    rec = train(tmp_path, s, prepared(s, *blobs(60)), config={"lr": 0.002, "hidden_width": 8})
+    assert rec.column("lr") == [0.002]
+    state, meta = ckpt.load(rec.checkpoints[1])
+    assert meta["model"]["args"]["hidden_width"] == 8
+    assert state["model"]["1.0.weight"].shape == (8, 4)
+
+
+# ---------------------------------------------------------------- divergence (P5)
+
+
+def test_huge_learning_rate_diverges_without_raising(tmp_path):
+    s = study(max_epochs=5, train={"optimizer": "sgd", "lr": 1e6})
+    rec = train(tmp_path, s, prepared(s, *blobs()))
+    assert rec.reason == "diverged"
+    last = rec.metrics[-1]
+    assert last["stop_reason"] == "diverged"
+    assert not (math.isfinite(last["train_loss"]) and math.isfinite(last["val_loss"]))
+    assert len(rec.metrics) < 5  # it stopped at once
+    assert last["epoch"] not in rec.checkpoints  # a diverged model is not checkpointed
+
+
+# ---------------------------------------------------------------- resuming
+
+
+def test_resume_continues_at_the_next_epoch_identically(tmp_path):
+    # dropout and Adam: the torch RNG, the shuffle generator and the optimizer state must all resume
+    data_xy = blobs()
+    full_study = study(max_epochs=4, model={"dropout": 0.3})
+    data = prepared(full_study, *data_xy)
+    full = train(tmp_path, full_study, data, name="full")
+
+    first = train(tmp_path, study(max_epochs=2, model={"dropout": 0.3}), data, name="first")
+    assert first.metrics == full.metrics[:2]
+    resumed = train(tmp_path, full_study, data, restore_from=first.checkpoints[2], name="resumed")
+    assert resumed.column("epoch") == [3, 4]
+    assert resumed.metrics == full.metrics[2:]  # exactly equal, not approximately
+
+
+def test_resume_applies_a_changed_learning_rate(tmp_path):
+    s = study(max_epochs=4)
+    data = prepared(s, *blobs())
+    full = train(tmp_path, s, data, name="full")
+    first = train(tmp_path, study(max_epochs=2), data, name="first")
+    decayed = train(
+        tmp_path, s, data, config={"lr": 0.001}, restore_from=first.checkpoints[2], name="decayed"
+    )
+    assert decayed.column("epoch") == [3, 4]
+    assert decayed.column("lr") == [0.001, 0.001]
+    state, _ = ckpt.load(decayed.checkpoints[3])
+    assert state["optimizer"]["param_groups"][0]["lr"] == 0.001
+    assert decayed.column("train_loss") != full.column("train_loss")[2:]
+
+
+# ---------------------------------------------------------------- regression: RMSE in own units
+
+
+def regression_xy(n=160, scale=1.0, offset=0.0):
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(n, 3)).astype(np.float32)
+    y = np.column_stack([x @ [1.0, -2.0, 0.5], x[:, 0] * x[:, 1]]) + rng.normal(0, 0.1, (n, 2))
+    return x, (y * scale + offset).astype(np.float32)
+
+
+def raw_split(s, n):
+    """The rows prepare_arrays put in each split (its documented seeded split, no strata)."""
+    return split_indices(
+        n, s.data.val_fraction, s.data.test_fraction, np.random.default_rng(s.seed)
+    )
+
+
+def test_regression_reports_val_rmse_in_the_targets_units(tmp_path):
+    s = study("regression", max_epochs=3, data={"label": ["u", "v"]})
+    x, y = regression_xy(scale=np.array([1000.0, 1.0]), offset=np.array([5000.0, -2.0]))
+    data = prepared(s, x, y)
+    rec = train(tmp_path, s, data)
+    assert all(set(m) == {"epoch", "train_loss", "val_loss", "val_rmse", "lr"} for m in rec.metrics)
+
+    # by hand: the epoch-3 model's predictions back in target units against the raw targets
+    state, meta = ckpt.load(rec.checkpoints[3])
+    model = build_model(meta["model"], tuple(meta["input_shape"]), meta["output_dim"])
+    model.load_state_dict(state["model"])
+    model.eval()
+    _, val_idx, _ = raw_split(s, len(x))
+    np.testing.assert_allclose(
+        (x[val_idx] - data.feature_mean) / data.feature_std, data.val.x, rtol=1e-5, atol=1e-5
+    )
+    with torch.no_grad():
+        out = model(torch.from_numpy(data.val.x)).numpy()
+    predicted = out * data.target_std + data.target_mean
+    expected = math.sqrt(float(np.mean((predicted - y[val_idx]) ** 2)))
+    assert rec.metrics[-1]["val_rmse"] == pytest.approx(expected, rel=1e-4)
+    assert expected > 10  # the 1000-scale target dominates: the units are not standardised ones
+
+
+def test_regression_rmse_scales_with_the_targets_and_the_loss_does_not(tmp_path):
+    s = study("regression", max_epochs=2, data={"label": ["u", "v"]})
+    x, y = regression_xy()
+    small = train(tmp_path, s, prepared(s, x, y), name="small")
+    big = train(tmp_path, s, prepared(s, x, y * 1000 + 7), name="big")
+    # standardised targets: the same training, the loss identical, the RMSE 1000 times larger
+    for a, b in zip(small.metrics, big.metrics, strict=True):
+        assert b["val_loss"] == pytest.approx(a["val_loss"], rel=1e-3)
+        assert b["val_rmse"] == pytest.approx(1000 * a["val_rmse"], rel=1e-3)
+
+
+# ---------------------------------------------------------------- checkpoint.newest_in
+
+
+def make_checkpoint(folder: Path, files=(ckpt.STATE_FILE, ckpt.META_FILE)) -> Path:
+    folder.mkdir(parents=True)
+    for name in files:
+        (folder / name).write_text("x")
+    return folder
+
+
+def test_newest_in_picks_the_highest_numbered_complete_checkpoint(tmp_path):
+    make_checkpoint(tmp_path / "checkpoint_000001")
+    make_checkpoint(tmp_path / "checkpoint_9")
+    best = make_checkpoint(tmp_path / "checkpoint_000010")  # numbers, not text: 10 > 9
+    make_checkpoint(tmp_path / "checkpoint_000011", files=(ckpt.STATE_FILE,))  # incomplete
+    make_checkpoint(tmp_path / "checkpoint_000012", files=(ckpt.META_FILE,))  # incomplete
+    make_checkpoint(tmp_path / "checkpoint_000013", files=())  # still being written
+    make_checkpoint(tmp_path / "checkpoint_final")  # not numbered
+    make_checkpoint(tmp_path / "old_checkpoint_000099")
+    (tmp_path / "checkpoint_000050").write_text("a file, not a folder")
+    assert ckpt.newest_in(tmp_path) == best
+    assert ckpt.newest_in(str(tmp_path)) == best
+
+
+def test_newest_in_with_nothing_to_resume(tmp_path):
+    assert ckpt.newest_in(None) is None
+    assert ckpt.newest_in(tmp_path / "missing") is None
+    assert ckpt.newest_in(tmp_path) is None
+    make_checkpoint(tmp_path / "checkpoint_000003", files=(ckpt.STATE_FILE,))
+    assert ckpt.newest_in(tmp_path) is None
+
+
+def test_checkpoint_round_trip_restores_the_weights(tmp_path):
+    net = torch.nn.Linear(3, 2)
+    opt = torch.optim.SGD(net.parameters(), lr=0.5)
+    gen = torch.Generator().manual_seed(9)
+    ckpt.save(tmp_path / "c", model=net, optimizer=opt, epoch=7, rng=gen, meta={"task": "x"})
+    state, meta = ckpt.load(tmp_path / "c")
+    assert meta == {"task": "x", "epoch": 7}
+    assert json.loads((tmp_path / "c" / ckpt.META_FILE).read_text())["epoch"] == 7
+    torch.testing.assert_close(state["model"]["weight"], net.weight.detach())
+    restored = torch.Generator()
+    restored.set_state(state["rng"])
+    assert torch.equal(torch.randperm(10, generator=restored), torch.randperm(10, generator=gen))
+
+
+# ---------------------------------------------------------------- load_model on a run folder
+
+
+def test_load_model_predicts_what_the_trial_measured(tmp_path):
+    s = study(max_epochs=3, data={"classes": [2, 5, 9]})
+    x, y = blobs(classes=(2, 5, 9))
+    data = prepared(s, x, y)
+    rec = train(tmp_path, s, data)
+    run_dir = tmp_path / "runs" / "toy-20260101"
+    run_dir.mkdir(parents=True)
+    shutil.copytree(rec.checkpoints[3], run_dir / "best_model")
+
+    loaded = load_model(str(run_dir))
+    assert loaded.task == "classification"
+    _, val_idx, _ = split_indices(
+        len(x), 0.2, 0.0, np.random.default_rng(s.seed), strata=np.searchsorted([2, 5, 9], y)
+    )
+    np.testing.assert_allclose(
+        (x[val_idx] - data.feature_mean) / data.feature_std, data.val.x, rtol=1e-5, atol=1e-5
+    )
+    predicted = loaded.predict(x[val_idx])  # raw rows in, declared class ids out
+    assert set(predicted.tolist()) <= {2, 5, 9}
+    assert float(np.mean(predicted == y[val_idx])) == pytest.approx(rec.metrics[-1]["val_acc"])
+    # the same classes as the network itself on the normalised split
+    with torch.no_grad():
+        direct = loaded.model(torch.from_numpy(data.val.x)).argmax(-1).numpy()
+    np.testing.assert_array_equal(predicted, np.array([2, 5, 9])[direct])
+    proba = loaded.predict_proba(x[val_idx])
+    np.testing.assert_allclose(proba.sum(axis=1), 1, rtol=1e-5)
+
+
+def test_load_model_regression_predicts_in_target_units(tmp_path):
+    s = study("regression", max_epochs=2, data={"label": ["u", "v"]})
+    x, y = regression_xy(scale=np.array([1000.0, 1.0]), offset=np.array([5000.0, -2.0]))
+    rec = train(tmp_path, s, prepared(s, x, y))
+    shutil.copytree(rec.checkpoints[2], tmp_path / "run" / "best_model")
+    loaded = load_model(str(tmp_path / "run"))
+    _, val_idx, _ = raw_split(s, len(x))
+    predicted = loaded.predict(x[val_idx])
+    rmse = math.sqrt(float(np.mean((predicted - y[val_idx]) ** 2)))
+    assert rmse == pytest.approx(rec.metrics[-1]["val_rmse"], rel=1e-4)
+
+
+def test_load_model_on_a_folder_without_best_model(tmp_path):
+    from tunepipe.errors import RunDirError
+
+    with pytest.raises(RunDirError, match="no best_model/"):
+        load_model(str(tmp_path))
+
+
+def test_binary_task_trains_and_predicts_zero_or_one(tmp_path):
+    s = study("binary", max_epochs=2)
+    x, y = blobs(classes=(0, 1))
+    rec = train(tmp_path, s, prepared(s, x, y))
+    assert set(rec.metrics[-1]) == CLASSIFICATION_KEYS
+    shutil.copytree(rec.checkpoints[2], tmp_path / "run" / "best_model")
+    _, val_idx, _ = raw_split(s, len(x))  # binary splits are not stratified
+    predicted = load_model(str(tmp_path / "run")).predict(x[val_idx])
+    assert predicted.shape == (len(val_idx),) and set(predicted.tolist()) <= {0, 1}
+    assert float(np.mean(predicted == y[val_idx])) == pytest.approx(rec.metrics[-1]["val_acc"])

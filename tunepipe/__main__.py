@@ -1,0 +1,5 @@
+"""`python -m tunepipe` runs the tunepipe command (same as the console script)."""
+
+from tunepipe.cli import main
+
+main()

@@ -1,0 +1,489 @@
+"""A real multi-node Ray cluster on one machine, for tests and for trying `tunepipe submit`.
+
+Each node is its own `ray start --block` process with its own CPUs, temp folder and ports, all on
+127.0.0.1, with token authentication on (tunepipe's token file, see `auth.py`). Ray's own
+`cluster_utils.Cluster` runs nodes inside the driver's process tree and shares one session; a
+separate process per node is what a cluster really looks like, so killing a node here is what a
+lost machine looks like to Ray.
+
+Ray's processes leave the process group they were started in, and a node's processes may outlive
+the `ray start` that spawned them. A node's processes are therefore found three ways, and the
+union is stopped: the process tree under its `ray start`, every process in its session (each node
+is started with `setsid`), and every process whose command line names the node's own temp folder.
+
+State (pids, ports, token path) is written to `cluster.json` in the cluster folder, so that
+`LocalCluster.attach(folder).stop()` from another process stops a cluster started elsewhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+from tunepipe.engine.auth import auth_env, auth_headers, ensure_token
+
+try:
+    import psutil
+except ImportError:
+    # Ray vendors psutil (ray/thirdparty_files) and puts it on sys.path when imported.
+    __import__("ray")
+    import psutil
+
+STATE_FILE = "cluster.json"
+# Unix socket paths are limited to 107 bytes; Ray appends about 70 (session_<date>_<pid>/sockets/
+# plasma_store) to each node's temp folder.
+_MAX_DIR_LEN = 36
+# Ray 2.60 drains a node for 30 s on SIGTERM so Serve can move replicas; a local cluster has
+# nothing to move, and a 30 s stop makes every test fixture slow.
+_NODE_ENV = {
+    "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0",
+    "RAY_USAGE_STATS_ENABLED": "0",
+    # Notice a killed node within about 3 s (default ~30 s) so fault-tolerance tests stay short.
+    "RAY_health_check_initial_delay_ms": "1000",
+    "RAY_health_check_period_ms": "500",
+    "RAY_health_check_timeout_ms": "500",
+    "RAY_health_check_failure_threshold": "4",
+}
+# A small object store per node: three nodes share one machine's /dev/shm and memory.
+_OBJECT_STORE_BYTES = 100 * 1024 * 1024
+_NODE_PORTS = (
+    "node-manager-port",
+    "object-manager-port",
+    "dashboard-agent-listen-port",
+    "dashboard-agent-grpc-port",
+    "runtime-env-agent-port",
+    "metrics-export-port",
+)
+_HEAD_PORTS = ("port", "dashboard-port", "ray-client-server-port")
+# Prometheus exporters of the head that have no `ray start` flag, only an environment variable;
+# their defaults (44217, 44227) would collide between two clusters on one host.
+_HEAD_ENV_PORTS = {
+    "autoscaler-metric-port": "AUTOSCALER_METRIC_PORT",
+    "dashboard-metric-port": "DASHBOARD_METRIC_PORT",
+}
+
+
+class ClusterError(RuntimeError):
+    """The local cluster could not be started, reached or stopped."""
+
+
+@dataclass
+class NodeState:
+    """One `ray start --block` process and what identifies the processes it spawned."""
+
+    index: int
+    role: str  # "head" or "worker"
+    num_cpus: int
+    temp_dir: str
+    log: str
+    ports: dict[str, int]
+    pid: int = 0
+    create_time: float = 0.0  # with pid, tells our `ray start` from a later process reusing pid
+    killed: bool = False
+
+
+@dataclass
+class ClusterState:
+    """Everything another process needs to reach or stop the cluster; written as cluster.json."""
+
+    dir: str
+    token_path: str
+    nodes: list[NodeState] = field(default_factory=list)
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.nodes[0].ports['port']}"
+
+    @property
+    def dashboard_url(self) -> str:
+        return f"http://127.0.0.1:{self.nodes[0].ports['dashboard-port']}"
+
+
+class LocalCluster:
+    """One head and `workers` worker nodes on 127.0.0.1, token authentication on.
+
+    Use as a context manager, or call `start()` and `stop()`:
+
+        with LocalCluster("/tmp/tp-c", workers=2) as cluster:
+            os.environ.update(cluster.driver_env())
+            ray.init(address=cluster.address)
+
+    Args:
+        dir: the cluster folder (node temp folders, logs, cluster.json); at most 36 characters
+            because Ray puts Unix sockets below it.
+        workers: number of worker nodes besides the head.
+        head_cpus: CPUs the head offers to tasks.
+        worker_cpus: CPUs each worker offers.
+        token_path: the token file; `~/.tunepipe/ray_auth_token` when None.
+    """
+
+    def __init__(
+        self,
+        dir: str | os.PathLike[str],
+        workers: int = 2,
+        head_cpus: int = 1,
+        worker_cpus: int = 1,
+        token_path: str | os.PathLike[str] | None = None,
+    ) -> None:
+        folder = Path(dir).expanduser().resolve()
+        if len(str(folder)) > _MAX_DIR_LEN:
+            raise ClusterError(
+                f"Cluster folder {folder} is {len(str(folder))} characters long; Ray's Unix "
+                f"sockets below it must fit in 107 bytes. Use a folder of at most {_MAX_DIR_LEN} "
+                "characters, e.g. one made by tempfile.mkdtemp(prefix='tp-', dir='/tmp')."
+            )
+        if workers < 0 or head_cpus < 0 or worker_cpus < 0:
+            raise ClusterError(
+                f"workers={workers}, head_cpus={head_cpus}, worker_cpus={worker_cpus}: "
+                "all must be >= 0."
+            )
+        self._workers = workers
+        self._head_cpus = head_cpus
+        self._worker_cpus = worker_cpus
+        self._token_arg = token_path
+        # Kept so the `ray start` processes are reaped, not left as zombies or warned about.
+        self._popens: list[subprocess.Popen[bytes]] = []
+        self.state = ClusterState(dir=str(folder), token_path="")
+
+    # ---- reaching the cluster ----------------------------------------------------------------
+
+    @property
+    def dir(self) -> Path:
+        return Path(self.state.dir)
+
+    @property
+    def address(self) -> str:
+        """The GCS address, for `ray.init(address=...)` and `ray start --address`."""
+        return self.state.address
+
+    @property
+    def dashboard_url(self) -> str:
+        """The dashboard and Jobs API, e.g. for `JobSubmissionClient(url, headers=...)`."""
+        return self.state.dashboard_url
+
+    @property
+    def token_path(self) -> Path:
+        return Path(self.state.token_path)
+
+    def driver_env(self) -> dict[str, str]:
+        """Environment variables a driver needs before `ray.init(address=self.address)`."""
+        return auth_env(self.token_path)
+
+    def headers(self) -> dict[str, str]:
+        """HTTP headers for the dashboard and Jobs API; never log them."""
+        return auth_headers(self.token_path)
+
+    # ---- lifecycle ----------------------------------------------------------------------------
+
+    @classmethod
+    def attach(cls, dir: str | os.PathLike[str]) -> LocalCluster:
+        """A handle on a cluster started by another process, read from its cluster.json."""
+        state_file = Path(dir).expanduser().resolve() / STATE_FILE
+        if not state_file.is_file():
+            raise ClusterError(
+                f"No local cluster in {state_file.parent}: {STATE_FILE} is missing. Start one "
+                f"with `python cluster/local_cluster.py start --dir {state_file.parent}`."
+            )
+        raw = json.loads(state_file.read_text())
+        nodes = [NodeState(**n) for n in raw.pop("nodes")]
+        cluster = cls(raw["dir"])
+        cluster.state = ClusterState(**raw, nodes=nodes)
+        return cluster
+
+    def start(self, timeout: float = 60.0) -> LocalCluster:
+        """Start the head, then the workers, and wait until every node is alive.
+
+        On any failure the nodes already started are stopped before the error is raised.
+        """
+        if self.state.nodes:
+            raise ClusterError(f"Cluster in {self.dir} was already started.")
+        if (self.dir / STATE_FILE).exists():
+            raise ClusterError(
+                f"{self.dir / STATE_FILE} exists: a cluster may still run there. Stop it with "
+                f"`python cluster/local_cluster.py stop --dir {self.dir}` or use another folder."
+            )
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.state.token_path = str(ensure_token(self._token_arg))
+        try:
+            head = self._launch(0, "head", self._head_cpus)
+            _wait_for_port(head.ports["port"], timeout, self, head)
+            for i in range(1, self._workers + 1):
+                self._launch(i, "worker", self._worker_cpus)
+            self.wait_ready(self._workers + 1, timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _launch(self, index: int, role: str, num_cpus: int) -> NodeState:
+        names = _NODE_PORTS + ((*_HEAD_PORTS, *_HEAD_ENV_PORTS) if role == "head" else ())
+        node = NodeState(
+            index=index,
+            role=role,
+            num_cpus=num_cpus,
+            temp_dir=str(self.dir / f"n{index}"),
+            log=str(self.dir / f"node{index}.log"),
+            ports=dict(zip(names, _free_ports(len(names)), strict=True)),
+        )
+        cmd = [
+            str(Path(sys.executable).with_name("ray")),
+            "start",
+            "--block",
+            f"--num-cpus={num_cpus}",
+            "--num-gpus=0",
+            f"--temp-dir={node.temp_dir}",
+            "--node-ip-address=127.0.0.1",
+            f"--object-store-memory={_OBJECT_STORE_BYTES}",
+            # 0: each worker process takes a port the OS picks, so nodes never collide.
+            "--min-worker-port=0",
+            "--max-worker-port=0",
+            "--disable-usage-stats",
+        ]
+        cmd += [f"--{n}={port}" for n, port in node.ports.items() if n not in _HEAD_ENV_PORTS]
+        if role == "head":
+            cmd += ["--head", "--dashboard-host=127.0.0.1", "--include-dashboard=true"]
+        else:
+            cmd += [f"--address={self.address}"]
+        env = {**os.environ, **_NODE_ENV, **auth_env(self.token_path)}
+        env.update(
+            {var: str(node.ports[n]) for n, var in _HEAD_ENV_PORTS.items() if n in node.ports}
+        )
+        with open(node.log, "ab") as log:
+            # start_new_session: the node gets its own session id, one of the ways stop() finds
+            # every process of this node and no other.
+            proc = subprocess.Popen(
+                cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+            )
+        self._popens.append(proc)
+        node.pid = proc.pid
+        node.create_time = psutil.Process(proc.pid).create_time()
+        self.state.nodes.append(node)
+        self._save()
+        return node
+
+    def wait_ready(self, n_nodes: int, timeout: float = 60.0) -> None:
+        """Wait until the cluster reports at least `n_nodes` alive nodes.
+
+        Raises:
+            ClusterError: a node's `ray start` exited, or the timeout passed; the message names
+                the node log to read.
+        """
+        deadline = time.monotonic() + timeout
+        alive = -1
+        while time.monotonic() < deadline:
+            for node in self.state.nodes:
+                if not node.killed and not self._root_alive(node):
+                    raise ClusterError(
+                        f"Ray {node.role} node {node.index} exited while starting; see "
+                        f"{node.log}:\n{_tail(node.log)}"
+                    )
+            alive = self.alive_nodes()
+            if alive >= n_nodes:
+                return
+            time.sleep(0.5)
+        raise ClusterError(
+            f"Only {max(alive, 0)} of {n_nodes} Ray nodes alive after {timeout:.0f} s at "
+            f"{self.dashboard_url}; node logs are in {self.dir}."
+        )
+
+    def alive_nodes(self) -> int:
+        """Number of nodes the head reports ALIVE, or -1 while its dashboard does not answer."""
+        request = urllib.request.Request(
+            f"{self.dashboard_url}/api/v0/nodes?limit=1000", headers=self.headers()
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                nodes = json.load(response)["data"]["result"]["result"]
+        except (OSError, KeyError, ValueError):  # not up yet; URLError is an OSError
+            return -1
+        return sum(1 for n in nodes if n["state"] == "ALIVE")
+
+    def kill_node(self, index: int, timeout: float = 10.0) -> None:
+        """SIGKILL every process of worker node `index`, as if its machine were lost."""
+        if not 1 <= index < len(self.state.nodes):
+            raise ClusterError(
+                f"No worker node {index}: worker nodes are 1..{len(self.state.nodes) - 1} "
+                "(node 0 is the head)."
+            )
+        node = self.state.nodes[index]
+        procs = self.node_processes(index)
+        _signal_all(procs, signal.SIGKILL)
+        left = _wait_gone(procs, timeout)
+        if left:
+            raise ClusterError(
+                f"Processes {[p.pid for p in left]} of node {index} survived SIGKILL."
+            )
+        node.killed = True
+        self._reap()
+        self._save()
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """SIGTERM every process of every node, SIGKILL what is left after `timeout` seconds.
+
+        Raises:
+            ClusterError: some process is still alive after SIGKILL (its pid is named).
+        """
+        procs = self.processes()
+        _signal_all(procs, signal.SIGTERM)
+        left = _wait_gone(procs, timeout)
+        _signal_all(left, signal.SIGKILL)
+        left = _wait_gone(left, 5)
+        # A process may have been spawned between the listing and the signals.
+        late = self.processes()
+        _signal_all(late, signal.SIGKILL)
+        late_left = _wait_gone(late, 5)
+        if left or late_left:
+            pids = sorted({p.pid for p in left + late_left})
+            raise ClusterError(
+                f"Ray processes {pids} of the cluster in {self.dir} survived SIGKILL."
+            )
+        self._reap()
+        with contextlib.suppress(FileNotFoundError):
+            (self.dir / STATE_FILE).unlink()
+        # Session folders hold sockets and logs of dead processes; the logs stay for debugging.
+        for node in self.state.nodes:
+            shutil.rmtree(Path(node.temp_dir) / "sockets", ignore_errors=True)
+
+    def __enter__(self) -> LocalCluster:
+        if not self.state.nodes:
+            self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # ---- finding processes --------------------------------------------------------------------
+
+    def processes(self) -> list[psutil.Process]:
+        """Every live process of every node (see the module docstring for how they are found)."""
+        seen: dict[int, psutil.Process] = {}
+        for i in range(len(self.state.nodes)):
+            for p in self.node_processes(i):
+                seen[p.pid] = p
+        return list(seen.values())
+
+    def node_processes(self, index: int) -> list[psutil.Process]:
+        """Every live process of node `index`: its `ray start` tree, session and temp folder."""
+        node = self.state.nodes[index]
+        found: dict[int, psutil.Process] = {}
+        root = self._root(node)
+        if root is not None:
+            found[root.pid] = root
+            with contextlib.suppress(psutil.Error):
+                found.update((c.pid, c) for c in root.children(recursive=True))
+        # Both markers are unique to this node: its sid is the pid of a `ray start` we started
+        # (checked by create_time above when alive), and its temp folder is inside our folder.
+        marker = node.temp_dir + "/"
+        mine = {os.getpid(), *(p.pid for p in psutil.Process().parents())}
+        for p in psutil.process_iter(["cmdline"]):
+            if p.pid in found or p.pid in mine:
+                continue
+            with contextlib.suppress(psutil.Error):
+                in_session = root is not None and os.getsid(p.pid) == node.pid
+                if in_session or any(marker in arg for arg in p.info["cmdline"] or ()):
+                    found[p.pid] = p
+        return [p for p in found.values() if _is_running(p)]
+
+    def _root(self, node: NodeState) -> psutil.Process | None:
+        """The node's `ray start` process, if it is still the process we started."""
+        try:
+            proc = psutil.Process(node.pid)
+            return proc if abs(proc.create_time() - node.create_time) < 0.01 else None
+        except psutil.Error:
+            return None
+
+    def _root_alive(self, node: NodeState) -> bool:
+        root = self._root(node)
+        return root is not None and _is_running(root)
+
+    def _reap(self) -> None:
+        """Collect the exit status of our own dead `ray start` children (no zombies left)."""
+        for proc in self._popens:
+            proc.poll()
+
+    def _save(self) -> None:
+        data = asdict(self.state)
+        tmp = self.dir / (STATE_FILE + ".tmp")
+        tmp.write_text(json.dumps(data, indent=2))
+        tmp.replace(self.dir / STATE_FILE)
+
+
+def _free_ports(n: int) -> list[int]:
+    """`n` distinct ports free on 127.0.0.1 right now (all held open together, so distinct)."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def _wait_for_port(port: int, timeout: float, cluster: LocalCluster, node: NodeState) -> None:
+    """Wait until something listens on 127.0.0.1:`port`, failing early if the node exits."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
+            return
+        if not cluster._root_alive(node):
+            raise ClusterError(
+                f"Ray {node.role} node exited while starting; see {node.log}:\n{_tail(node.log)}"
+            )
+        time.sleep(0.2)
+    raise ClusterError(
+        f"Ray GCS did not listen on 127.0.0.1:{port} within {timeout:.0f} s; see {node.log}."
+    )
+
+
+def _signal_all(procs: list[psutil.Process], sig: signal.Signals) -> None:
+    for p in procs:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            p.send_signal(sig)
+
+
+def _wait_gone(procs: list[psutil.Process], timeout: float) -> list[psutil.Process]:
+    """Wait up to `timeout` s for `procs` to end; return those still running.
+
+    A zombie counts as ended: after `stop` from another process, the `ray start` processes stay
+    zombies until the process that started them reaps them, which psutil.wait_procs would await.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        left = [p for p in procs if _is_running(p)]
+        if not left or time.monotonic() >= deadline:
+            return left
+        time.sleep(0.1)
+
+
+def _is_running(p: psutil.Process) -> bool:
+    try:
+        return p.is_running() and p.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def _tail(path: str, lines: int = 15) -> str:
+    try:
+        return "\n".join(Path(path).read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
