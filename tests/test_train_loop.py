@@ -19,7 +19,7 @@ from tunepipe.study import parse_study
 from tunepipe.train import checkpoint as ckpt
 from tunepipe.train.loop import run_trial
 
-CLASSIFICATION_KEYS = {"epoch", "train_loss", "val_loss", "val_acc", "lr"}
+CLASSIFICATION_KEYS = {"epoch", "train_loss", "val_loss", "val_acc", "lr", "lr_decays"}
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -193,7 +193,10 @@ def test_regression_reports_val_rmse_in_the_targets_units(tmp_path):
     x, y = regression_xy(scale=np.array([1000.0, 1.0]), offset=np.array([5000.0, -2.0]))
     data = prepared(s, x, y)
     rec = train(tmp_path, s, data)
-    assert all(set(m) == {"epoch", "train_loss", "val_loss", "val_rmse", "lr"} for m in rec.metrics)
+    assert all(
+        set(m) == {"epoch", "train_loss", "val_loss", "val_rmse", "lr", "lr_decays"}
+        for m in rec.metrics
+    )
 
     # by hand: the epoch-3 model's predictions back in target units against the raw targets
     state, meta = ckpt.load(rec.checkpoints[3])
