@@ -77,7 +77,7 @@ def test_grad_norm_and_update_ratio_match_plain_sgd():
     probe = Diagnostics(model, opt, "classification")
     x, y = torch.randn(32, 4), torch.randint(0, 2, (32,))
     expected = {}
-    for step in range(2):  # the trial's first step is not used for update_ratio (Adam's step 1)
+    for step in range(2):
         opt.zero_grad()
         nn.functional.cross_entropy(model(x), y).backward()
         g = torch.cat([p.grad.reshape(-1) for p in model.parameters()]).norm().item()
@@ -86,8 +86,25 @@ def test_grad_norm_and_update_ratio_match_plain_sgd():
         opt.step()
     metrics = probe.epoch_metrics()
     assert metrics["grad_norm"] == pytest.approx(expected[0][0], rel=1e-5)  # step 0 is sampled
-    assert metrics["update_ratio"] == pytest.approx(expected[1][1], rel=1e-4)
+    assert metrics["update_ratio"] == pytest.approx(expected[0][1], rel=1e-4)  # epoch's first
     assert probe.epoch_metrics() == {}  # reset after each epoch
+
+
+def test_adams_first_step_is_not_used_for_update_ratio():
+    torch.manual_seed(0)
+    model = nn.Linear(4, 2)
+    opt = torch.optim.Adam(model.parameters(), lr=0.1)
+    probe = Diagnostics(model, opt, "classification")
+    x, y = torch.randn(16, 4), torch.randint(0, 2, (16,))
+    ratios = []
+    for _ in range(2):
+        before = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+        opt.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+        after = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+        ratios.append(((after - before).norm() / before.norm()).item())
+    assert probe.epoch_metrics()["update_ratio"] == pytest.approx(ratios[1], rel=1e-4)
 
 
 @pytest.mark.parametrize(("bias", "dead"), [(-1e3, 1.0), (1e3, 0.0)])

@@ -3,9 +3,9 @@ dead_relu. Hooks on the optimizer and the model collect them, so the loop gains 
 
 - grad_norm: the global L2 norm of the gradients, averaged over every GRAD_EVERY-th step (after
   clipping, when grad_clip is set: it is what the step used).
-- update_ratio: ‖Δw‖ / ‖w‖ of one step, the epoch's first (the trial's very first step is skipped:
-  Adam's first update is lr-sized per weight whatever the gradient). L1: near 1e-3 is healthy;
-  far below learns slowly, far above is unstable.
+- update_ratio: ‖Δw‖ / ‖w‖ of one step, the epoch's first (Adam's very first step is skipped:
+  it moves every weight by ~lr whatever the gradient). L1: near 1e-3 is healthy; far below
+  learns slowly, far above is unstable.
 - top_prob (classifiers): mean top softmax (or sigmoid) probability on the validation split. P4:
   near 1/C early, moving towards 1 as the net learns.
 - dead_relu: fraction of ReLU units (features; channels for conv maps) never positive on the
@@ -35,7 +35,6 @@ class Diagnostics:
             optimizer.register_step_pre_hook(self._before_step),
             optimizer.register_step_post_hook(self._after_step),
         ]
-        self._steps = 0  # over the whole trial
         self._reset()
 
     def _reset(self) -> None:
@@ -53,14 +52,13 @@ class Diagnostics:
     def _before_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
         sample_grad = self._step_in_epoch % GRAD_EVERY == 0
         self._step_in_epoch += 1
-        self._steps += 1
         if not (sample_grad or not self._ratio_done) or not self.params:
             return  # the common case: as little Python as possible per step
         if sample_grad:
             grads = [p.grad.detach() for p in self.params if p.grad is not None]
             if grads:
                 self._grad.append(_global_norm(grads))
-        if not self._ratio_done and self._steps > 1:
+        if not self._ratio_done and not _fresh_adam(optimizer):
             self._before = [p.detach().clone() for p in self.params]
             self._ratio_done = True
 
@@ -133,6 +131,12 @@ class Diagnostics:
         """Remove the optimizer hooks (the model's are only there while validating)."""
         for h in self._hooks:
             h.remove()
+
+
+def _fresh_adam(optimizer: Any) -> bool:
+    """Adam's first step moves every weight by ~lr whatever the gradient (bias correction): not
+    a step to judge the rate by. Read from the optimizer's state, so a resumed trial agrees."""
+    return not optimizer.state and any("betas" in g for g in optimizer.param_groups)
 
 
 def _global_norm(tensors: list[torch.Tensor]) -> torch.Tensor:
