@@ -179,3 +179,18 @@ def test_overfit_and_gradient_checks_on_a_tiny_net():
     run = overfit_run(frozen, data, settings, chance_loss(data))
     check = gradient_check(run)
     assert check.status == "warn" and "1.0.weight" in check.causes[0]
+
+
+def test_a_diverging_overfit_run_blames_a_too_high_rate():
+    from tunepipe.config import PlaybookConfig
+    from tunepipe.playbook.overfit import overfit_check, overfit_run
+    from tunepipe.playbook.trial import chance_loss, set_up
+
+    rng = np.random.default_rng(0)
+    data = prepared(rng.normal(size=(200, 6)), rng.integers(0, 3, 200))
+    s = study({}, model={"kind": "mlp", "hidden_width": 64})
+    settings = PlaybookConfig(overfit_samples=32, overfit_steps=100)
+    run = overfit_run(set_up(s, data, {"lr": 50.0}), data, settings, chance_loss(data))
+    check = overfit_check(run)
+    assert run.diverged and check.status == "fail"
+    assert check.causes[0].startswith("learning rate too high (lr=50)")

@@ -19,6 +19,7 @@ from tunepipe.playbook.result import Check
 from tunepipe.playbook.trial import TrialSetup, subset
 
 LITTLE_PROGRESS = 0.1  # the loss fell by under 10% of its start: the rate is too low to learn
+DIVERGED = 3.0  # a step's loss above 3x the start: the rate overshoots (the divergence rule's k/3)
 MAX_NAMES = 8  # parameter names listed in a message
 
 
@@ -40,6 +41,11 @@ class OverfitRun:
     @property
     def passed(self) -> bool:
         return math.isfinite(self.final) and self.final < self.target
+
+    @property
+    def diverged(self) -> bool:
+        """P5: a step's loss turned NaN/inf or rose far above where it started."""
+        return any(not math.isfinite(v) or v > DIVERGED * self.initial for v in self.losses)
 
 
 def overfit_run(
@@ -165,10 +171,10 @@ def overfit_causes(run: OverfitRun) -> list[str]:
     causes = []
     if run.detached or run.frozen or run.no_grad:
         causes.append(gradient_check(run).causes[0])
-    if not math.isfinite(run.final) or run.final > run.initial:
+    if run.diverged or not math.isfinite(run.final) or run.final > run.initial:
         causes.append(
             f"learning rate too high (lr={run.lr:.3g}): the loss rose or turned NaN; "
-            f"try {run.lr / 10:.3g} (P5, L1)"
+            f"try {run.lr / 10:.3g} or less (P5, L1)"
         )
     elif not run.detached and run.final > run.initial * (1 - LITTLE_PROGRESS):
         fell = 100 * (1 - run.final / run.initial) if run.initial else 0.0
