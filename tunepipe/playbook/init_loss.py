@@ -42,7 +42,8 @@ def initial_loss_check(setup: TrialSetup, data: PreparedData, cfg: DataConfig) -
     name, what = "initial loss", _expected_text(data.task, ref)
     if not math.isfinite(loss):
         return Check(name, "fail", f"loss {loss} at initialisation", _nan_causes(), values)
-    detail = f"{loss:.4g} at init, expected ≈ {what} (ratio {ratio:.2f})"
+    shown = f"{loss:.3f}" if abs(loss) < 1e3 else f"{loss:.4g}"
+    detail = f"{shown} at init, expected ≈ {what} (ratio {ratio:.2f})"
     if ratio > (HIGH_RATIO_REGRESSION if data.task == "regression" else HIGH_RATIO):
         return Check(name, "warn", detail, _high_causes(data, spread, cfg), values)
     if ratio < LOW_RATIO and data.task != "regression":
