@@ -49,8 +49,8 @@ class TimedDiagnostics(Diagnostics):
     def _before_step(self, *a: Any) -> None:
         self._timed(super()._before_step, *a)
 
-    def _after_step(self, *a: Any) -> None:
-        self._timed(super()._after_step, *a)
+    def _finish_ratio(self) -> None:
+        self._timed(super()._finish_ratio)
 
     def _on_output(self, *a: Any) -> None:
         self._timed(super()._on_output, *a)
