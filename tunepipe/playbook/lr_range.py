@@ -38,33 +38,42 @@ def lr_range_test(
     Stops early when the loss diverges (non-finite, or smoothed > DIVERGE_FACTOR x its minimum).
     """
     model.train()
-    lrs, losses, smoothed = [], [], []
-    avg, best = 0.0, math.inf
+    lrs = [start * (end / start) ** (i / (steps - 1)) for i in range(steps)]  # exponential
+    losses: list[float] = []
     batches = _endless(x, y, batch_size, generator)
-    for i in range(steps):
-        lr = start * (end / start) ** (i / (steps - 1))
+    for lr in lrs:
         for group in optimizer.param_groups:
             group["lr"] = lr
         xb, yb = next(batches)
         optimizer.zero_grad(set_to_none=True)
         loss = loss_fn(model(xb), yb)
-        value = float(loss.item())
-        lrs.append(lr)
-        losses.append(value)
-        if not math.isfinite(value):
-            smoothed.append(math.nan)
-            break
-        avg = SMOOTHING * avg + (1 - SMOOTHING) * value
-        smooth = avg / (1 - SMOOTHING ** (i + 1))  # bias-corrected, as in Adam
-        smoothed.append(smooth)
-        best = min(best, smooth)
-        if smooth > DIVERGE_FACTOR * best:
+        losses.append(float(loss.item()))
+        if _diverged(smooth(losses)):
             break
         if loss.requires_grad:
             loss.backward()
             optimizer.step()
+    lrs, smoothed = lrs[: len(losses)], smooth(losses)
     suggested, lo_hi, min_lr, steep = suggest(np.asarray(lrs), np.asarray(smoothed))
     return LRRange(lrs, losses, smoothed, suggested, lo_hi, min_lr, steep)
+
+
+def smooth(losses: list[float]) -> list[float]:
+    """Bias-corrected exponential moving average (as in Adam); NaN from the first non-finite on."""
+    out, avg = [], 0.0
+    for i, value in enumerate(losses):
+        if not math.isfinite(value) or (out and not math.isfinite(out[-1])):
+            out.append(math.nan)
+            continue
+        avg = SMOOTHING * avg + (1 - SMOOTHING) * value
+        out.append(avg / (1 - SMOOTHING ** (i + 1)))
+    return out
+
+
+def _diverged(smoothed: list[float]) -> bool:
+    """Stop the sweep: the loss turned non-finite or rose past DIVERGE_FACTOR x its minimum."""
+    last = smoothed[-1]
+    return not math.isfinite(last) or last > DIVERGE_FACTOR * min(smoothed)
 
 
 def suggest(
