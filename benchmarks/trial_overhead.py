@@ -19,7 +19,6 @@ sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
 def plain_ray(n: int, storage: str) -> float:
     from ray import tune
-
     from trivial import train
 
     t0 = time.perf_counter()

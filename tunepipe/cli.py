@@ -80,17 +80,20 @@ def run(
     )
     s = outcome.summary
     console = Console()
+    extra = f", val_acc = {s['best_val_acc']:.4f}" if "best_val_acc" in s else ""
     console.print(
         f"[bold]best trial[/] {s['best_trial_id']}: {s['metric']} = "
-        f"{s['best_' + s['metric']]:.4g}"
-        + (f", val_acc = {s['best_val_acc']:.4f}" if "best_val_acc" in s else "")
+        f"{s['best_' + s['metric']]:.4g}{extra} (epoch {s.get('best_epoch')})"
     )
-    console.print(f"best config: {json.dumps(s['best_config'], default=str)}")
     console.print(
-        f"stop reasons: {s['stop_reasons']}; {s['n_trials']} trials in {s['wall_seconds']:.0f} s"
+        "best config: " + ", ".join(f"{k}={_fmt(v)}" for k, v in (s["best_config"] or {}).items())
     )
+    reasons = ", ".join(f"{k} {v}" for k, v in sorted(s["stop_reasons"].items()))
+    console.print(f"{s['n_trials']} trials in {s['wall_seconds']:.0f} s; stop reasons: {reasons}")
     if "test" in s:
-        console.print(f"held-out test: {s['test']}")
+        console.print(
+            "held-out test split (P8): " + ", ".join(f"{k} {_fmt(v)}" for k, v in s["test"].items())
+        )
     console.print(f"results: {outcome.run_dir}")
     if Path(outcome.run_dir, "report.html").exists():
         console.print(f"report: {outcome.run_dir}/report.html")
@@ -110,6 +113,10 @@ def report(
     except FileNotFoundError as exc:
         raise RunDirError(str(exc)) from None
     typer.echo(f"report: {path}")
+
+
+def _fmt(value: object) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 @app.command()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -88,7 +88,7 @@ class Grid(Strict):
     values: list[Any] = Field(min_length=1)
 
 
-Constant = Union[bool, int, float, str, None]
+Constant = bool | int | float | str | None
 DOMAIN_TAGS = ("uniform", "loguniform", "quniform", "randint", "choice", "grid")
 
 

@@ -21,7 +21,7 @@ FORMATS = {
 
 
 def resolve_source(source: str, base_dir: Path | None = None) -> str:
-    """A built-in name becomes its shipped file; a relative path is taken from the study's folder."""
+    """A built-in name becomes its shipped file; a relative path is read from the study folder."""
     if source in BUILTIN_DATA:
         return str(BUILTIN_DIR / f"{source}.parquet")
     if "://" in source or Path(source).is_absolute() or base_dir is None:

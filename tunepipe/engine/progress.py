@@ -112,3 +112,30 @@ class ProgressView(Callback):
         )
         table.add_row("elapsed", f"{time.monotonic() - self.start:.0f} s")
         return table
+
+
+class RuleNotice(Callback):
+    """Says once, at the first report, which playbook rules are off and why (a rule whose input
+    metric the trainable does not report cannot run; silence would look like protection)."""
+
+    def __init__(self, judge: Any, console: Console | None = None) -> None:
+        self.judge = judge
+        self.console = console or Console(stderr=True)
+        self.said = False
+
+    def __getstate__(self) -> dict:
+        return {"judge": None, "said": self.said}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.console = Console(stderr=True)
+
+    def on_trial_result(
+        self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
+    ) -> None:
+        if self.said or self.judge is None:
+            return
+        self.said = True
+        for rule, status in self.judge.rule_status(result).items():
+            if status != "on":
+                self.console.print(f"note: playbook rule {rule} is {status}")

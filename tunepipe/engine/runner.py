@@ -84,16 +84,19 @@ def _fit(study: StudyConfig, data: Any, loc: RunLocation, progress: bool) -> tup
     # Tune forces a state snapshot whenever a trial saved num_to_keep checkpoints since the last
     # one (that is what makes resume lose nothing) and then warns each time: the warning is noise.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    # Ray's newer console output prints a configuration box and paths even at verbose=0; the
+    # progress view replaces it.
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     from ray import tune
     from ray.tune.search import BasicVariantGenerator
 
-    from tunepipe.engine.progress import ProgressView
+    from tunepipe.engine.progress import ProgressView, RuleNotice
     from tunepipe.engine.schedule import build_scheduler
     from tunepipe.engine.space import to_tune_space
 
     scheduler = build_scheduler(study, data)
     trainable = _trainable(study, data)
-    callbacks = []
+    callbacks = [RuleNotice(getattr(scheduler, "judge", None))]
     if progress:
         callbacks.append(
             ProgressView(
@@ -138,6 +141,7 @@ def _trainable(study: StudyConfig, data: Any) -> Any:
         from tunepipe.models.factory import import_object
 
         fn = import_object(study.trainable, "trainable")
+        _ship_by_value(fn)
         return tune.with_resources(fn, resources)
     from tunepipe.train.trainable import tune_trainable
 
@@ -145,6 +149,16 @@ def _trainable(study: StudyConfig, data: Any) -> Any:
     return tune.with_resources(
         tune.with_parameters(tune_trainable, data=data, study=study), resources
     )
+
+
+def _ship_by_value(fn: Any) -> None:
+    """Pickle the user's trainable module by value, so Ray workers need not import it: they may
+    have started before its folder was on their path (a Ray that was already running)."""
+    import ray.cloudpickle as cloudpickle
+
+    module = sys.modules.get(getattr(fn, "__module__", ""))
+    if module is not None and not module.__name__.startswith(("ray.", "tunepipe.")):
+        cloudpickle.register_pickle_by_value(module)
 
 
 def _n_trials(study: StudyConfig) -> int:
@@ -165,7 +179,6 @@ def _write_outputs(
     study: StudyConfig, data: Any, loc: RunLocation, grid: Any, scheduler: Any, wall: float
 ) -> RunOutcome:
     from tunepipe.engine import results as res
-
     from tunepipe.engine.schedule import decision_dict
 
     decisions = {tid: decision_dict(rec) for tid, rec in scheduler.decisions.items()}

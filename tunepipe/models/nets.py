@@ -1,4 +1,4 @@
-"""MLP and CNN built from plain settings. Init per playbook I1: He normal for ReLU, Xavier for tanh."""
+"""MLP and CNN from plain settings. Init per playbook I1: He normal for ReLU, Xavier for tanh."""
 
 from __future__ import annotations
 

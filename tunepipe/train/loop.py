@@ -70,6 +70,14 @@ def make_optimizer(model: torch.nn.Module, hp: Hyper) -> torch.optim.Optimizer:
     )
 
 
+def trial_device(study: StudyConfig) -> torch.device:
+    """The GPU Ray gave this trial when the study asks for one (Ray sets CUDA_VISIBLE_DEVICES
+    to the trial's share), else the CPU. Data moves to it once per trial, not per batch."""
+    if study.resources.gpu > 0 and torch.cuda.is_available():
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
 def to_tensors(data: PreparedData) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     with warnings.catch_warnings():  # arrays from Ray's object store are read-only; never written
         warnings.simplefilter("ignore", UserWarning)
@@ -94,13 +102,14 @@ def run_trial(
     seed = trial_seed(study.seed, config)
     torch.manual_seed(seed)  # model init and dropout draw from torch's generator in this process
     spec = model_spec(study.model, config)
-    model = build_model(spec, data.input_shape, data.output_dim)
+    device = trial_device(study)
+    model = build_model(spec, data.input_shape, data.output_dim).to(device)
     optimizer = make_optimizer(model, hp)
     probe = Diagnostics(model, optimizer, data.task)  # grad_norm, update_ratio (L1), top_prob (P4)
     head = task_head(data.task)
     loss_fn = head.loss_fn()
     shuffle = torch.Generator().manual_seed(seed)  # D2: a fresh seeded order every epoch
-    tensors = to_tensors(data)
+    tensors = {k: (x.to(device), y.to(device)) for k, (x, y) in to_tensors(data).items()}
     meta = {
         "model": spec,
         "input_shape": list(data.input_shape),
@@ -238,7 +247,7 @@ def evaluate(
     total, correct, sq_err = 0.0, 0.0, 0.0
     regression = data.task == "regression"
     if regression:  # RMSE in the targets' own units: undo the standardisation per target (P2)
-        std = torch.as_tensor(data.target_std if data.target_std is not None else 1.0)
+        std = torch.as_tensor(data.target_std if data.target_std is not None else 1.0).to(x.device)
     for xb, yb in iterate_batches(x, y, batch_size):
         out = model(xb)
         total += loss_fn(out, yb).item() * len(xb)

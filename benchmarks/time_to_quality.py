@@ -1,0 +1,196 @@
+"""Time to quality on digits: tunepipe's playbook defaults vs full random search vs plain Ray Tune
+ASHA vs Optuna (TPE + successive halving), same search space, same seeds, same max epochs.
+
+"best val_loss" is the best epoch's, for every method. Ray's start-up is timed apart (once, shared
+by the Ray methods); tunepipe's sanity stage, when it runs, is timed and counted apart.
+
+Run: python benchmarks/time_to_quality.py [--seeds 0 1 2] [--trials 32] [--max-epochs 20]
+Needs the bench extra (optuna): pip install -e '.[bench]'
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+SPACE = {
+    "lr": {"type": "loguniform", "low": 1e-4, "high": 1e-1},
+    "hidden_width": {"type": "choice", "values": [64, 128, 256]},
+    "batch_size": {"type": "choice", "values": [16, 32, 64, 128]},
+    "dropout": {"type": "uniform", "low": 0.0, "high": 0.3},
+    "optimizer": {"type": "choice", "values": ["adam", "sgd"]},
+}
+
+
+def study(seed: int, trials: int, max_epochs: int, name: str, **over):
+    from tunepipe.study import parse_study
+
+    raw = {
+        "name": name,
+        "seed": seed,
+        "data": {"source": "digits", "label": "label"},
+        "model": {"kind": "mlp", "depth": 2},
+        "search_space": SPACE,
+        "num_samples": trials,
+        "scheduler": {"kind": "asha", "max_epochs": max_epochs},
+        **over,
+    }
+    return parse_study(raw)
+
+
+def run_tunepipe(s, storage: str) -> tuple[float, int, float]:
+    """(best val_loss, epochs spent, wall seconds) of a tunepipe study."""
+    import pyarrow.parquet as pq
+
+    from tunepipe.engine.runner import run_study
+
+    t0 = time.perf_counter()
+    out = run_study(s, storage=storage, progress=False)
+    wall = time.perf_counter() - t0
+    epochs = pq.read_table(f"{out.run_dir}/history.parquet").num_rows
+    return out.summary["best_val_loss"], epochs, wall
+
+
+def run_plain_asha(s, storage: str) -> tuple[float, int, float]:
+    """Ray Tune's ASHAScheduler with its defaults (max_t set to the same epoch budget)."""
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+    from ray.tune.search import BasicVariantGenerator
+
+    from tunepipe.data import load_data
+    from tunepipe.engine.space import to_tune_space
+    from tunepipe.train.trainable import tune_trainable
+
+    data = load_data(s.data, s.task, s.seed)
+    t0 = time.perf_counter()
+    grid = tune.Tuner(
+        tune.with_parameters(tune_trainable, data=data, study=s),
+        param_space=to_tune_space(s),
+        tune_config=tune.TuneConfig(
+            metric="val_loss",
+            mode="min",
+            num_samples=s.num_samples,
+            scheduler=ASHAScheduler(max_t=s.scheduler.max_epochs),
+            search_alg=BasicVariantGenerator(random_state=s.seed),
+        ),
+        run_config=tune.RunConfig(storage_path=storage, name="plain", verbose=0),
+    ).fit()
+    wall = time.perf_counter() - t0
+    best, epochs = math.inf, 0
+    for r in grid:
+        df = r.metrics_dataframe
+        if df is not None and "val_loss" in df:
+            best = min(best, float(df["val_loss"].min()))
+            epochs += len(df)
+    return best, epochs, wall
+
+
+def run_optuna(s) -> tuple[float, int, float]:
+    """Optuna's TPE sampler with its successive-halving pruner, in-process, same trainable loop."""
+    import optuna
+
+    from tunepipe.data import load_data
+    from tunepipe.train.loop import run_trial
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    data = load_data(s.data, s.task, s.seed)
+    spent = {"epochs": 0, "best": math.inf}
+
+    def objective(trial: optuna.Trial) -> float:
+        config = {
+            "lr": trial.suggest_float("lr", 1e-4, 1e-1, log=True),
+            "hidden_width": trial.suggest_categorical("hidden_width", [64, 128, 256]),
+            "batch_size": trial.suggest_categorical("batch_size", [16, 32, 64, 128]),
+            "dropout": trial.suggest_float("dropout", 0.0, 0.3),
+            "optimizer": trial.suggest_categorical("optimizer", ["adam", "sgd"]),
+        }
+        best = [math.inf]
+
+        def report(metrics: dict, _ckpt) -> None:
+            spent["epochs"] += 1
+            v = metrics["val_loss"]
+            if math.isfinite(v):
+                best[0] = min(best[0], v)
+                spent["best"] = min(spent["best"], v)
+            trial.report(v if math.isfinite(v) else 1e9, metrics["epoch"])
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+
+        run_trial(config, data, s, report)
+        return best[0]
+
+    sampler = optuna.samplers.TPESampler(seed=s.seed)
+    opt = optuna.create_study(
+        direction="minimize", sampler=sampler, pruner=optuna.pruners.SuccessiveHalvingPruner()
+    )
+    t0 = time.perf_counter()
+    opt.optimize(objective, n_trials=s.num_samples)
+    return spent["best"], spent["epochs"], time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--trials", type=int, default=32)
+    ap.add_argument("--max-epochs", type=int, default=20)
+    args = ap.parse_args()
+    from tunepipe.engine.session import init_ray
+
+    t0 = time.perf_counter()
+    init_ray(None, dashboard=False)
+    ray_start = time.perf_counter() - t0
+    rows: dict[str, list[tuple[float, int, float]]] = {}
+    for seed in args.seeds:
+        with tempfile.TemporaryDirectory() as tmp:
+            for name, fn in methods(seed, args.trials, args.max_epochs, tmp).items():
+                rows.setdefault(name, []).append(fn())
+                print(f"seed {seed} {name}: {rows[name][-1]}", file=sys.stderr, flush=True)
+    print_table(rows, args, ray_start)
+
+
+def methods(seed: int, n: int, e: int, tmp: str) -> dict:
+    """The four methods for one seed, as thunks (same seed, space and epoch budget)."""
+    off = {"sanity": False}  # tunepipe's sanity stage is timed apart, not inside the search
+    no_rules = {"divergence": None, "overfitting": None, "plateau": None}
+    fifo = {"kind": "fifo", "max_epochs": e}
+    return {
+        "tunepipe (playbook defaults)": lambda: run_tunepipe(
+            study(seed, n, e, "tp", playbook=off), tmp
+        ),
+        "random search, full budget": lambda: run_tunepipe(
+            study(seed, n, e, "rnd", playbook=off, scheduler=fifo, stopping=no_rules), tmp
+        ),
+        "plain Ray Tune ASHA (defaults)": lambda: run_plain_asha(study(seed, n, e, "p"), tmp),
+        "Optuna TPE + successive halving": lambda: run_optuna(study(seed, n, e, "o")),
+    }
+
+
+def print_table(rows: dict, args: argparse.Namespace, ray_start: float) -> None:
+    med = {k: tuple(statistics.median(x[i] for x in v) for i in range(3)) for k, v in rows.items()}
+    ref = med["random search, full budget"]
+    optuna_wall = med["Optuna TPE + successive halving"][2]
+    print(
+        f"\ndigits MLP, {args.trials} trials, max {args.max_epochs} epochs, seeds {args.seeds};"
+        f" medians. Ray start-up (once, not in the walls): {ray_start:.1f} s"
+    )
+    print(
+        f"{'method':<34} {'best val_loss':>13} {'÷ random':>9} {'epochs':>7} {'% random':>9}"
+        f" {'wall s':>7} {'÷ Optuna':>9}"
+    )
+    for name, (loss, epochs, wall) in med.items():
+        print(
+            f"{name:<34} {loss:13.4f} {loss / ref[0]:9.3f} {epochs:7.0f} "
+            f"{100 * epochs / ref[1]:8.1f}% {wall:7.1f} {wall / optuna_wall:9.2f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
