@@ -194,3 +194,18 @@ def test_a_diverging_overfit_run_blames_a_too_high_rate():
     check = overfit_check(run)
     assert run.diverged and check.status == "fail"
     assert check.causes[0].startswith("learning rate too high (lr=50)")
+
+
+def test_a_slow_but_falling_overfit_run_blames_a_low_rate():
+    from tunepipe.config import PlaybookConfig
+    from tunepipe.playbook.overfit import overfit_check, overfit_run
+    from tunepipe.playbook.trial import chance_loss, set_up
+
+    rng = np.random.default_rng(0)
+    data = prepared(rng.normal(size=(200, 6)), rng.integers(0, 3, 200))
+    s = study({}, model={"kind": "mlp", "hidden_width": 16, "depth": 1})
+    settings = PlaybookConfig(overfit_samples=32, overfit_steps=150)
+    run = overfit_run(set_up(s, data, {"lr": 3e-4}), data, settings, chance_loss(data))
+    check = overfit_check(run)
+    assert check.status == "fail" and run.final < 0.9 * run.initial  # it learns, slowly
+    assert check.causes[0].startswith("learning rate too low for this model (lr=0.0003)")

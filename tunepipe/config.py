@@ -338,7 +338,9 @@ class PlaybookConfig(Strict):
 
     sanity: bool = Field(True, description="run the sanity stage before the search (P1, P5)")
     overfit_samples: int = Field(64, ge=2, description="P1: the tiny subset the net must overfit")
-    overfit_steps: int = Field(300, ge=1, description="P1: optimizer steps allowed to overfit it")
+    overfit_steps: int = Field(
+        2000, ge=1, description="P1: optimizer steps allowed to overfit it (stops when it has)"
+    )
     overfit_threshold: float = Field(
         0.05, gt=0, lt=1, description="P1: pass below this fraction of the chance-level loss"
     )

@@ -19,6 +19,7 @@ from tunepipe.playbook.result import Check
 from tunepipe.playbook.trial import TrialSetup, subset
 
 LITTLE_PROGRESS = 0.1  # the loss fell by under 10% of its start: the rate is too low to learn
+STILL_FALLING = 0.01  # the last tenth of the steps still beat the tenth before by 1%: not stuck
 DIVERGED = 3.0  # a step's loss above 3x the start: the rate overshoots (the divergence rule's k/3)
 MAX_NAMES = 8  # parameter names listed in a message
 
@@ -41,6 +42,15 @@ class OverfitRun:
     @property
     def passed(self) -> bool:
         return math.isfinite(self.final) and self.final < self.target
+
+    @property
+    def still_falling(self) -> bool:
+        """The budget ran out while the loss was still clearly falling (a slow rate, not a bug)."""
+        k = len(self.losses) // 10
+        if k < 10 or not all(math.isfinite(v) for v in self.losses[-2 * k :]):
+            return False
+        recent, before = self.losses[-k:], self.losses[-2 * k : -k]
+        return sum(recent) < (1 - STILL_FALLING) * sum(before)
 
     @property
     def diverged(self) -> bool:
@@ -181,6 +191,11 @@ def overfit_causes(run: OverfitRun) -> list[str]:
         causes.append(
             f"learning rate too low (lr={run.lr:.3g}): the loss fell only {fell:.1f}% in "
             f"{len(run.losses)} steps; L1's usual values are 0.01 to 0.0001"
+        )
+    elif run.still_falling:
+        causes.append(
+            f"learning rate too low for this model (lr={run.lr:.3g}): the loss was still "
+            f"falling after {len(run.losses)} steps; raise lr (L1) or playbook.overfit_steps"
         )
     causes += [
         "loss/label mismatch: class ids 0..C-1 for classification, 0/1 for binary, "
