@@ -72,7 +72,13 @@ def test_four_trial_study_end_to_end(ray_session, tmp_path):
 
 def test_huge_learning_rate_diverges_within_three_reports(ray_session, tmp_path):
     # playbook P5: Adam at lr 10 reports finite losses near 1e5 that later fall; still divergence.
-    _, rows, history = run(tmp_path, name="div", train={"lr": 10.0}, scheduler={"max_epochs": 10})
+    _, rows, history = run(
+        tmp_path,
+        name="div",
+        train={"lr": 10.0},
+        scheduler={"max_epochs": 10},
+        playbook={"sanity": False},  # the sanity stage would stop it first: lr too high (P1)
+    )
     assert rows[0]["stop_reason"] == "diverged"
     assert rows[0]["epochs"] <= 3
 
@@ -121,6 +127,7 @@ def test_plateau_decays_lr_and_continues_from_checkpoint(ray_session, tmp_path):
         name="plateau",
         train={"lr": 1e-6, "optimizer": "sgd"},
         scheduler={"max_epochs": 12},
+        playbook={"sanity": False},  # the sanity stage would stop it first: lr too low (P1)
         stopping={
             "plateau": {"patience": 2, "min_delta": 0.01, "factor": 0.5, "max_decays": 2},
             "overfitting": None,

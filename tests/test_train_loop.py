@@ -19,7 +19,9 @@ from tunepipe.study import parse_study
 from tunepipe.train import checkpoint as ckpt
 from tunepipe.train.loop import run_trial
 
+DIAGNOSTICS = {"grad_norm", "update_ratio", "dead_relu"}  # tunepipe.train.diagnostics (+ top_prob)
 CLASSIFICATION_KEYS = {"epoch", "train_loss", "val_loss", "val_acc", "lr", "lr_decays"}
+CLASSIFICATION_KEYS |= DIAGNOSTICS | {"top_prob"}
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -194,7 +196,7 @@ def test_regression_reports_val_rmse_in_the_targets_units(tmp_path):
     data = prepared(s, x, y)
     rec = train(tmp_path, s, data)
     assert all(
-        set(m) == {"epoch", "train_loss", "val_loss", "val_rmse", "lr", "lr_decays"}
+        set(m) == {"epoch", "train_loss", "val_loss", "val_rmse", "lr", "lr_decays"} | DIAGNOSTICS
         for m in rec.metrics
     )
 
@@ -229,9 +231,7 @@ def test_regression_rmse_scales_with_the_targets_and_the_loss_does_not(tmp_path)
 # ---------------------------------------------------------------- checkpoint.newest_in
 
 
-def make_checkpoint(
-    folder: Path, files=(ckpt.STATE_FILE, ckpt.META_FILE), epoch: int = 1
-) -> str:
+def make_checkpoint(folder: Path, files=(ckpt.STATE_FILE, ckpt.META_FILE), epoch: int = 1) -> str:
     folder.mkdir(parents=True)
     for name in files:
         (folder / name).write_text(json.dumps({"epoch": epoch}) if name == ckpt.META_FILE else "x")

@@ -255,6 +255,42 @@ def jobs_stop(job: JobArg, address: DashboardOpt = None, token_file: TokenOpt = 
     typer.echo("stop requested" if stopped else "the job had already ended")
 
 
+@app.command()
+def sanity(
+    study: StudyArg,
+    out: Annotated[
+        str | None,
+        typer.Option(help="folder or URI for sanity.json and plots [<storage>/<name>.sanity]"),
+    ] = None,
+    storage: Annotated[str | None, typer.Option(help="override the study's storage")] = None,
+    apply: Annotated[
+        Path | None,
+        typer.Option("--apply", help="write a copy of the study with the suggested lr range here"),
+    ] = None,
+) -> None:
+    """Check a study before tuning (P1, P2, P5): data, initial loss, overfit, LR range test."""
+    from tunepipe.playbook.stage import check_study
+
+    outcome = check_study(study, out=out, storage=storage, apply_to=apply)
+    typer.echo(f"sanity outputs: {outcome.out_dir}")
+    if outcome.applied:
+        lo, hi = outcome.result.lr_range.suggested_range
+        typer.echo(f"wrote {outcome.applied} (lr: loguniform {lo:.3g} to {hi:.3g})")
+
+
+@app.command()
+def inspect(
+    study: StudyArg,
+    largest: Annotated[
+        bool, typer.Option("--largest", help="the largest model the space allows (P1)")
+    ] = False,
+) -> None:
+    """Show the model layer by layer: output shapes, parameters, receptive field (P7)."""
+    from tunepipe.playbook.inspect_study import inspect_study, print_inspection
+
+    print_inspection(inspect_study(study, largest=largest))
+
+
 def main() -> None:
     """Console entry point: tunepipe's own errors become short lines and an exit code."""
     from tunepipe.errors import TunepipeError

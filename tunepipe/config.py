@@ -333,6 +333,30 @@ class Resources(Strict):
     gpu: float = Field(0, ge=0, description="fractional values pack several trials on one GPU")
 
 
+class PlaybookConfig(Strict):
+    """The before-you-tune stage (docs/sanity.md): checks run once, on the driver, before Ray."""
+
+    sanity: bool = Field(True, description="run the sanity stage before the search (P1, P5)")
+    overfit_samples: int = Field(64, ge=2, description="P1: the tiny subset the net must overfit")
+    overfit_steps: int = Field(
+        2000, ge=1, description="P1: optimizer steps allowed to overfit it (stops when it has)"
+    )
+    overfit_threshold: float = Field(
+        0.05, gt=0, lt=1, description="P1: pass below this fraction of the chance-level loss"
+    )
+    lr_range_steps: int = Field(100, ge=10, description="P5: steps of the LR range test")
+    lr_range_start: float = Field(1e-7, gt=0, description="P5: first lr of the exponential sweep")
+    lr_range_end: float = Field(10.0, gt=0, description="P5: last lr of the exponential sweep")
+
+    @field_validator("lr_range_end")
+    @classmethod
+    def _sweep_rises(cls, v: float, info: ValidationInfo) -> float:
+        start = info.data.get("lr_range_start")
+        if start is not None and not v > start * 10:
+            raise ValueError(f"the sweep must span over a decade above lr_range_start ({start})")
+        return v
+
+
 class StudyConfig(Strict):
     """One study: what to train, what to search, how to decide. See docs/study-file.md."""
 
@@ -361,6 +385,7 @@ class StudyConfig(Strict):
     storage: str = Field("runs", description="a local folder or a URI pyarrow's filesystems open")
     metric: str = "val_loss"
     mode: Literal["min", "max"] = "min"
+    playbook: PlaybookConfig = Field(default_factory=PlaybookConfig)
 
     @field_validator("trainable")
     @classmethod
@@ -384,7 +409,7 @@ def cross_field_problems(s: StudyConfig) -> list[tuple[str, str, Any]]:
         both = "data" if s.data is not None else "model" if s.model is not None else None
         if both:
             return [(both, "give either trainable or data+model, not both", s.trainable)]
-        return []
+        return _auto_lr_problems(s)
     problems: list[tuple[str, str, Any]] = []
     for part in ("data", "model"):
         if getattr(s, part) is None:
@@ -427,7 +452,21 @@ def cross_field_problems(s: StudyConfig) -> list[tuple[str, str, Any]]:
         if not (isinstance(b, int) and not isinstance(b, bool) and b >= 1):
             problems.append(("search_space.batch_size", "batch sizes are positive integers", b))
     problems += _space_value_problems(s)
-    return problems
+    return problems + _auto_lr_problems(s)
+
+
+AUTO_LR = "auto"  # search_space.lr: auto → the sanity stage's LR range test picks the range
+
+
+def _auto_lr_problems(s: StudyConfig) -> list[tuple[str, str, Any]]:
+    """`lr: auto` needs the LR range test: the built-in trainable and the sanity stage."""
+    if s.search_space.get("lr") != AUTO_LR:
+        return []
+    if s.trainable:
+        return [("search_space.lr", "auto needs the built-in trainable (data + model)", AUTO_LR)]
+    if not s.playbook.sanity:
+        return [("search_space.lr", "auto needs the sanity stage (playbook.sanity: true)", AUTO_LR)]
+    return []
 
 
 def _space_value_problems(s: StudyConfig) -> list[tuple[str, str, Any]]:

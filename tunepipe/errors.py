@@ -37,3 +37,7 @@ class StudyFailed(TunepipeError):
 
 class StorageError(TunepipeError):
     """The storage cannot hold the run folder where every node of the cluster reaches it."""
+
+
+class SanityFailed(StudyFailed):
+    """A sanity check failed (P1, P2): the study stops before the search (CLI exit code 1)."""

@@ -16,6 +16,7 @@ from tunepipe.config import StudyConfig
 from tunepipe.engine.interrupt import Interrupted, graceful_signals
 from tunepipe.engine.storage import RunLocation, check_storage_reaches_every_node, locate
 from tunepipe.errors import RunDirError, StudyFailed
+from tunepipe.playbook.stage import sanity_stage
 
 TUNER_STATE = "tuner.pkl"  # Ray Tune's record of how the Tuner was built; restore needs it
 
@@ -57,7 +58,7 @@ def run_study(
     study = study.model_copy(update=updates)
     study_dir = (study_dir or Path.cwd()).resolve()
     loc = locate(study.storage, study.name)  # outputs go where the user runs tunepipe
-    if loc.exists(STUDY_FILE):
+    if loc.exists(STUDY_FILE):  # a folder holding only a failed sanity stage's files is reused
         raise RunDirError(
             f"{loc.display} already holds a study; nothing was changed. Use another "
             "--storage, rename the study (name:), or `tunepipe resume "
@@ -65,6 +66,8 @@ def run_study(
         )
     t0 = time.monotonic()
     data = _load_data(study, study_dir)  # bad data stops here, before Ray starts
+    _user_paths(study, study_dir)
+    study = _sanity(study, data, loc, progress)
     _start_ray(study, study_dir, address, num_cpus, loc, shared_storage)
     # Written before the search, not after: a study killed midway must be resumable.
     loc.write_text(STUDY_FILE, yaml.safe_dump(study.model_dump(mode="json"), sort_keys=False))
@@ -128,10 +131,7 @@ def _start_ray(
     loc: RunLocation,
     shared_storage: bool,
 ) -> None:
-    paths = [str(study_dir)] + (
-        [str((study_dir / study.code_dir).resolve())] if study.code_dir else []
-    )
-    sys.path[:0] = [p for p in paths if p not in sys.path]
+    paths = _user_paths(study, study_dir)
     from tunepipe.engine.session import init_ray
 
     init_ray(address, num_cpus=num_cpus, extra_pythonpath=paths)
@@ -139,6 +139,26 @@ def _start_ray(
 
     # Always, not only with an address: inside a Ray job, RAY_ADDRESS joins the cluster silently.
     check_storage_reaches_every_node(loc, _node_hosts(ray.nodes()), shared_storage)
+
+
+def _user_paths(study: StudyConfig, study_dir: Path) -> list[str]:
+    """The study's folder and code_dir, on this process's import path (models, trainables)."""
+    paths = [str(study_dir)] + (
+        [str((study_dir / study.code_dir).resolve())] if study.code_dir else []
+    )
+    sys.path[:0] = [p for p in paths if p not in sys.path]
+    return paths
+
+
+def _sanity(study: StudyConfig, data: Any, loc: RunLocation, progress: bool) -> StudyConfig:
+    """P1/P5: check before searching (raises SanityFailed on a failed check); resolves `lr: auto`
+    and hands the measured loss before training to the divergence rule as its reference."""
+    study, result = sanity_stage(study, data, loc, progress=progress)
+    measured = getattr(result, "initial_loss", None)
+    if measured is not None and study.stopping.initial_loss is None:
+        stopping = study.stopping.model_copy(update={"initial_loss": float(measured)})
+        study = study.model_copy(update={"stopping": stopping})
+    return study
 
 
 def _node_hosts(nodes: list[dict[str, Any]]) -> set[str]:

@@ -22,6 +22,7 @@ from tunepipe.config import TRAIN_KEYS, StudyConfig
 from tunepipe.data import PreparedData, iterate_batches
 from tunepipe.models import build_model, model_spec, task_head
 from tunepipe.train import checkpoint as ckpt
+from tunepipe.train.diagnostics import Diagnostics
 
 # report(metrics, checkpoint_dir or None) -> None; raises to stop the trial if the caller wants.
 ReportFn = Callable[[dict[str, Any], "str | None"], None]
@@ -104,6 +105,7 @@ def run_trial(
     device = trial_device(study)
     model = build_model(spec, data.input_shape, data.output_dim).to(device)
     optimizer = make_optimizer(model, hp)
+    probe = Diagnostics(model, optimizer, data.task)  # grad_norm, update_ratio (L1), top_prob (P4)
     head = task_head(data.task)
     loss_fn = head.loss_fn()
     shuffle = torch.Generator().manual_seed(seed)  # D2: a fresh seeded order every epoch
@@ -132,7 +134,9 @@ def run_trial(
         if not math.isfinite(train_loss):
             report({**metrics, "val_loss": float("nan"), "stop_reason": "diverged"}, None)
             return "diverged"  # P5: never crash the study; say why the trial ended
-        metrics.update(evaluate(model, head, loss_fn, *tensors["val"], data, prefix="val"))
+        with probe.validating():
+            metrics.update(evaluate(model, head, loss_fn, *tensors["val"], data, prefix="val"))
+        metrics.update(probe.epoch_metrics())
         if not math.isfinite(metrics["val_loss"]):
             report({**metrics, "stop_reason": "diverged"}, None)
             return "diverged"
