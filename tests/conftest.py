@@ -3,11 +3,30 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def tunepipe_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """The CLI as a user runs it, in a fresh interpreter, importing this checkout's code."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "tunepipe", *args],
+        capture_output=True,
+        text=True,
+        errors="replace",
+        env=env,
+        cwd=cwd or REPO,
+        timeout=60,
+    )
 
 
 @pytest.fixture(scope="session", autouse=True)

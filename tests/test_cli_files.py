@@ -17,25 +17,14 @@ import numpy as np
 import pytest
 import yaml
 
+from tests.conftest import tunepipe_cli
+
 REPO = Path(__file__).resolve().parents[1]
 DIGITS = REPO / "examples" / "digits.yaml"
 GOOD_BODY = "name: t\ndata: {source: digits, label: label}\nmodel: {kind: mlp}\n"
 
 
-def tunepipe(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "tunepipe", *args],
-        capture_output=True,
-        text=True,
-        errors="replace",
-        env=env,
-        cwd=cwd or REPO,
-        timeout=60,
-    )
+tunepipe = tunepipe_cli
 
 
 def one_error_line(result: subprocess.CompletedProcess, starts: str) -> str:

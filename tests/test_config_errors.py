@@ -10,12 +10,12 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
+from tests.conftest import tunepipe_cli
 from tunepipe.config import StudyConfig
 from tunepipe.errors import StudyFileError
 from tunepipe.study import load_study, parse_study
@@ -33,20 +33,7 @@ def expectations(path: Path) -> tuple[list[str], str | None]:
     return sorted(paths), says.group(1) if says else None
 
 
-def tunepipe(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    """The CLI as a user runs it, in a fresh interpreter, importing this worktree's code."""
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "tunepipe", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=cwd or REPO,
-        timeout=60,
-    )
+tunepipe = tunepipe_cli
 
 
 def problems_of(path: Path) -> list[str]:

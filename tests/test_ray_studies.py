@@ -101,7 +101,7 @@ def noisy_classes(path: Path, n: int = 400, flip: float = 0.3) -> str:
 def test_overfitting_trial_stops_and_keeps_best_epoch_checkpoint(ray_session, tmp_path):
     # P6/E1: a wide MLP, noisy labels, no dropout: val loss turns up while train loss falls.
     source = noisy_classes(tmp_path / "noisy.parquet")
-    _, rows, history = run(
+    run_dir, rows, history = run(
         tmp_path,
         name="overfit",
         data={"source": source, "val_fraction": 0.5},
@@ -118,6 +118,9 @@ def test_overfitting_trial_stops_and_keeps_best_epoch_checkpoint(ray_session, tm
     assert row["best_epoch"] == 1 + val.index(min(val)) < row["epochs"]
     meta = json.loads((Path(row["checkpoint"]) / "meta.json").read_text())
     assert meta["epoch"] == row["best_epoch"]  # the best epoch's checkpoint was kept
+    # The decision is logged in the run folder, so a resumed study still knows why it stopped.
+    logged = json.loads((run_dir / "decisions.json").read_text())[row["trial_id"]]
+    assert logged["reason"] == "overfitting" and logged["best_epoch"] == row["best_epoch"]
 
 
 def test_plateau_decays_lr_and_continues_from_checkpoint(ray_session, tmp_path):

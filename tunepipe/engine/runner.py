@@ -223,7 +223,9 @@ def _new_tuner(
     from tunepipe.engine.progress import ProgressView, RuleNotice
     from tunepipe.engine.space import to_tune_space
 
-    callbacks = [RuleNotice(getattr(scheduler, "judge", None))]
+    from tunepipe.engine.schedule import DecisionLog
+
+    callbacks = [RuleNotice(getattr(scheduler, "judge", None)), DecisionLog(scheduler, loc)]
     if progress:
         callbacks.append(
             ProgressView(
@@ -305,9 +307,10 @@ def _write_outputs(
     study: StudyConfig, data: Any, loc: RunLocation, grid: Any, scheduler: Any, wall: float
 ) -> RunOutcome:
     from tunepipe.engine import results as res
-    from tunepipe.engine.schedule import decision_dict
+    from tunepipe.engine.schedule import decision_dict, read_decisions
 
-    decisions = {tid: decision_dict(rec) for tid, rec in scheduler.decisions.items()}
+    decisions = read_decisions(loc)  # those made before a resume survive in the run folder
+    decisions.update({tid: decision_dict(rec) for tid, rec in scheduler.decisions.items()})
     records = res.trial_records(grid, study, decisions)
     loc.write_parquet("results.parquet", res.results_table(records, study))
     loc.write_parquet("history.parquet", res.history_table(records))

@@ -107,3 +107,40 @@ def decision_dict(record: Any) -> dict[str, Any]:
         return {}
     reason = getattr(record.reason, "value", record.reason)
     return {"reason": reason, "detail": record.detail, "best_epoch": record.best_epoch}
+
+
+DECISIONS_FILE = "decisions.json"
+
+
+def _callback_base() -> type:
+    from ray.tune import Callback
+
+    return Callback
+
+
+class DecisionLog(_callback_base()):
+    """Writes the scheduler's stop decisions to the run folder as each trial ends.
+
+    A scheduler keeps its decisions in memory; after a driver crash, `tunepipe resume` rebuilds
+    the scheduler from Tune's older snapshot, so without this log a trial stopped for
+    overfitting or plateau before the crash would come back with no reason.
+    """
+
+    def __init__(self, scheduler: Any, loc: Any) -> None:
+        self.scheduler, self.loc = scheduler, loc
+
+    def _write(self) -> None:
+        merged = read_decisions(self.loc)
+        merged.update({tid: decision_dict(r) for tid, r in self.scheduler.decisions.items()})
+        self.loc.write_json(DECISIONS_FILE, merged)
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._write()
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._write()
+
+
+def read_decisions(loc: Any) -> dict[str, dict[str, Any]]:
+    """The decisions logged in a run folder (empty when none were)."""
+    return loc.read_json(DECISIONS_FILE) if loc.exists(DECISIONS_FILE) else {}
