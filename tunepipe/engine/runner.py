@@ -221,9 +221,8 @@ def _new_tuner(
     from ray.tune.search import BasicVariantGenerator
 
     from tunepipe.engine.progress import ProgressView, RuleNotice
-    from tunepipe.engine.space import to_tune_space
-
     from tunepipe.engine.schedule import DecisionLog
+    from tunepipe.engine.space import to_tune_space
 
     callbacks = [RuleNotice(getattr(scheduler, "judge", None)), DecisionLog(scheduler, loc)]
     if progress:
