@@ -97,6 +97,14 @@ def test_prepare_arrays_split_is_seeded_and_stratified():
     assert first.test is None
 
 
+def test_binary_split_keeps_the_class_shares_too():
+    x = np.zeros((100, 2), np.float32)
+    y = np.repeat([0, 1], [90, 10]).astype(np.float64)  # a rare positive class
+    cfg = DataConfig(source="-", label="y", val_fraction=0.2)
+    data = prepare_arrays(x, y, cfg, "binary", seed=5)
+    assert data.val.y.ravel().tolist().count(1.0) == 2 and len(data.val) == 20
+
+
 # ---------------------------------------------------------------- normalisation (D1)
 
 

@@ -183,10 +183,10 @@ def regression_xy(n=160, scale=1.0, offset=0.0):
     return x, (y * scale + offset).astype(np.float32)
 
 
-def raw_split(s, n):
-    """The rows prepare_arrays put in each split (its documented seeded split, no strata)."""
+def raw_split(s, n, strata=None):
+    """The rows prepare_arrays put in each split (its documented seeded split)."""
     return split_indices(
-        n, s.data.val_fraction, s.data.test_fraction, np.random.default_rng(s.seed)
+        n, s.data.val_fraction, s.data.test_fraction, np.random.default_rng(s.seed), strata=strata
     )
 
 
@@ -339,7 +339,19 @@ def test_binary_task_trains_and_predicts_zero_or_one(tmp_path):
     rec = train(tmp_path, s, prepared(s, x, y))
     assert set(rec.metrics[-1]) == CLASSIFICATION_KEYS
     shutil.copytree(rec.checkpoints[2], tmp_path / "run" / "best_model")
-    _, val_idx, _ = raw_split(s, len(x))  # binary splits are not stratified
+    _, val_idx, _ = raw_split(s, len(x), strata=y)  # binary splits are stratified too
     predicted = load_model(str(tmp_path / "run")).predict(x[val_idx])
     assert predicted.shape == (len(val_idx),) and set(predicted.tolist()) <= {0, 1}
     assert float(np.mean(predicted == y[val_idx])) == pytest.approx(rec.metrics[-1]["val_acc"])
+
+
+def test_predict_takes_one_flat_row_as_a_batch_of_one(tmp_path):
+    s = study("classification", max_epochs=1)
+    x, y = blobs()
+    rec = train(tmp_path, s, prepared(s, x, y))
+    shutil.copytree(rec.checkpoints[1], tmp_path / "run" / "best_model")
+    model = load_model(str(tmp_path / "run"))
+    assert model.predict(x[0]).shape == (1,)
+    assert model.predict(x[0])[0] == model.predict(x[:1])[0]
+    with pytest.raises(ValueError, match="feature values"):
+        model.predict(x[:, :-1])

@@ -25,7 +25,14 @@ class LoadedModel:
 
     def _inputs(self, x: Any) -> torch.Tensor:
         stats = self.meta["data_stats"]
-        x = np.asarray(x, dtype=np.float32).reshape(len(x), -1)
+        x = np.asarray(x, dtype=np.float32)
+        if x.ndim == 1:  # one row given flat: a batch of one, not len(x) rows of one value
+            x = x[None, :]
+        x = x.reshape(len(x), -1)
+        if x.shape[1] != len(stats["feature_mean"]):
+            raise ValueError(
+                f"each row needs {len(stats['feature_mean'])} feature values; got {x.shape[1]}"
+            )
         x = (x - np.asarray(stats["feature_mean"], np.float32).reshape(1, -1)) / np.asarray(
             stats["feature_std"], np.float32
         ).reshape(1, -1)

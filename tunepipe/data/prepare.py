@@ -98,7 +98,9 @@ def prepare_arrays(
         cfg.val_fraction,
         cfg.test_fraction,
         rng,
-        strata=y if task == "classification" else None,
+        strata=y.ravel()
+        if task in ("classification", "binary")
+        else None,  # both keep class shares
     )
     if len(idx_train) < min_rows:
         raise DataError(
