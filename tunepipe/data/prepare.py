@@ -93,14 +93,9 @@ def prepare_arrays(
             )
         y = y.astype(np.float32).reshape(-1, 1)
     rng = np.random.default_rng(seed)
+    strata = y.ravel() if task in ("classification", "binary") else None  # keep class shares
     idx_train, idx_val, idx_test = split_indices(
-        len(x),
-        cfg.val_fraction,
-        cfg.test_fraction,
-        rng,
-        strata=y.ravel()
-        if task in ("classification", "binary")
-        else None,  # both keep class shares
+        len(x), cfg.val_fraction, cfg.test_fraction, rng, strata=strata
     )
     if len(idx_train) < min_rows:
         raise DataError(
