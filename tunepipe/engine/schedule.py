@@ -6,6 +6,7 @@ import math
 from typing import Any
 
 from pydantic import BaseModel
+from ray.tune import Callback
 
 from schedulers.judge import MetricKeys, PlaybookJudge
 from schedulers.rules import DivergenceRule, OverfittingRule, PlateauRule
@@ -112,13 +113,7 @@ def decision_dict(record: Any) -> dict[str, Any]:
 DECISIONS_FILE = "decisions.json"
 
 
-def _callback_base() -> type:
-    from ray.tune import Callback
-
-    return Callback
-
-
-class DecisionLog(_callback_base()):
+class DecisionLog(Callback):
     """Writes the scheduler's stop decisions to the run folder as each trial ends.
 
     A scheduler keeps its decisions in memory; after a driver crash, `tunepipe resume` rebuilds
