@@ -239,20 +239,20 @@ def test_grpc_servers_need_the_token(local_cluster):  # noqa: F811
     assert grpc.StatusCode.UNAUTHENTICATED not in set(with_token.values()), with_token
 
 
-def test_cli_status_reads_the_cluster_from_its_folder(local_cluster):  # noqa: F811
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "cluster" / "local_cluster.py"),
-            "status",
-            "--dir",
-            str(local_cluster.dir),
-        ],
+def cluster_script(command: str, folder, timeout: float) -> subprocess.CompletedProcess:
+    """cluster/local_cluster.py as a user runs it, from another process."""
+    script = REPO / "cluster" / "local_cluster.py"
+    return subprocess.run(
+        [sys.executable, str(script), command, "--dir", str(folder)],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=timeout,
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )
+
+
+def test_cli_status_reads_the_cluster_from_its_folder(local_cluster):  # noqa: F811
+    done = cluster_script("status", local_cluster.dir, timeout=60)
     assert done.returncode == 0, done.stderr
     assert "3 alive" in done.stdout
     assert local_cluster.dashboard_url in done.stdout
@@ -275,19 +275,7 @@ def test_kill_node_removes_its_processes(local_cluster):  # noqa: F811
 def test_cli_stop_from_another_process_leaves_nothing(local_cluster):  # noqa: F811
     started = local_cluster.processes()
     assert started
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "cluster" / "local_cluster.py"),
-            "stop",
-            "--dir",
-            str(local_cluster.dir),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=90,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-    )
+    done = cluster_script("stop", local_cluster.dir, timeout=90)
     assert done.returncode == 0, done.stderr
     assert not [p.pid for p in started if _alive(p)]
     marker = str(local_cluster.dir)
