@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -44,8 +44,6 @@ class TrialRecord:
     history: dict[str, list[float]]  # metric -> values per report (epoch order)
     stop_reason: str
     checkpoint: str | None
-    error: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def best_index(self, metric: str, mode: str) -> int | None:
         values = np.asarray(self.history.get(metric, []), dtype=float)
@@ -78,8 +76,6 @@ def trial_records(grid: Any, study: StudyConfig, decisions: dict[str, dict]) -> 
                 history=history,
                 stop_reason=reason,
                 checkpoint=best,
-                error=str(result.error) if result.error else None,
-                extra=decisions.get(trial_id) or {},
             )
         )
     return records

@@ -66,9 +66,9 @@ def run_study(
         )
     t0 = time.monotonic()
     data = _load_data(study, study_dir)  # bad data stops here, before Ray starts
-    _user_paths(study, study_dir)
+    paths = _user_paths(study, study_dir)  # before sanity: it builds the user's model too
     study = _sanity(study, data, loc, progress)
-    _start_ray(study, study_dir, address, num_cpus, loc, shared_storage)
+    _start_ray(paths, address, num_cpus, loc, shared_storage)
     # Written before the search, not after: a study killed midway must be resumable.
     loc.write_text(STUDY_FILE, yaml.safe_dump(study.model_dump(mode="json"), sort_keys=False))
     loc.write_json(RUN_FILE, {"study_dir": str(study_dir)})
@@ -94,11 +94,7 @@ def resume_study(
     from tunepipe.engine.storage import locate_run_dir
     from tunepipe.study import parse_study
 
-    if "://" in run_dir:
-        loc = locate_run_dir(run_dir)
-    else:
-        path = Path(run_dir).expanduser().resolve()
-        loc = locate(str(path.parent), path.name)
+    loc = locate_run_dir(run_dir)
     if not loc.exists(STUDY_FILE):
         raise RunDirError(
             f"{loc.display} holds no {STUDY_FILE}, so it is not a tunepipe run folder or its "
@@ -116,7 +112,7 @@ def resume_study(
     study_dir = study_dir.resolve()
     t0 = time.monotonic()
     data = _load_data(study, study_dir)
-    _start_ray(study, study_dir, address, num_cpus, loc, shared_storage)
+    _start_ray(_user_paths(study, study_dir), address, num_cpus, loc, shared_storage)
     # No tuner.pkl: the driver died before Tune began, so there is nothing to keep.
     restore = loc.exists(TUNER_STATE)
     grid, scheduler = _fit(study, data, loc, progress, restore=restore)
@@ -124,14 +120,12 @@ def resume_study(
 
 
 def _start_ray(
-    study: StudyConfig,
-    study_dir: Path,
+    paths: list[str],
     address: str | None,
     num_cpus: int | None,
     loc: RunLocation,
     shared_storage: bool,
 ) -> None:
-    paths = _user_paths(study, study_dir)
     from tunepipe.engine.session import init_ray
 
     init_ray(address, num_cpus=num_cpus, extra_pythonpath=paths)

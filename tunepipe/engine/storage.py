@@ -69,10 +69,12 @@ def locate(storage: str, name: str) -> RunLocation:
 
 
 def locate_run_dir(run_dir: str) -> RunLocation:
-    """A RunLocation from a run folder's own path or URI."""
+    """A RunLocation from a run folder's own path (".", "~/runs/x", ...) or URI."""
+    if "://" not in run_dir:
+        run_dir = os.path.abspath(os.path.expanduser(run_dir))
     run_dir = run_dir.rstrip("/")
     parent, _, name = run_dir.rpartition("/")
-    return locate(parent or ".", name)
+    return locate(parent or "/", name)  # "" only for a folder right under the root
 
 
 def check_storage_reaches_every_node(

@@ -41,15 +41,6 @@ def sanity_stage(
     return resolve_auto_lr(study, result), result
 
 
-def only_sanity_outputs(loc: RunLocation) -> bool:
-    """True when the run folder holds nothing but a failed sanity stage's files: a rerun may
-    reuse it (the stage rewrites them) instead of refusing as for a folder holding a study."""
-    from pyarrow import fs as pafs
-
-    infos = loc.fs.get_file_info(pafs.FileSelector(loc.path, allow_not_found=True))
-    return bool(infos) and all(i.base_name in OUTPUTS for i in infos)
-
-
 @dataclass
 class SanityOutcome:
     result: SanityResult
