@@ -145,7 +145,20 @@ class PlaybookASHA(AsyncHyperBandScheduler):
 
     def on_trial_error(self, tune_controller: Any, trial: Trial) -> None:
         """Record the error; Ray then removes the trial."""
+        self._resume_first.discard(trial.trial_id)
         self._record(trial, StopReason.ERROR, "the trainable raised", None)
+
+    def on_trial_complete(self, tune_controller: Any, trial: Trial, result: dict) -> None:
+        self._resume_first.discard(trial.trial_id)
+        super().on_trial_complete(tune_controller, trial, result)
+
+    def on_trial_remove(self, tune_controller: Any, trial: Trial) -> None:
+        self._resume_first.discard(trial.trial_id)
+        super().on_trial_remove(tune_controller, trial)
+
+    def awaiting_resume(self) -> bool:
+        """True while a trial paused for an LR decay has not run again (see schedulers.search)."""
+        return bool(self._resume_first)
 
     def choose_trial_to_run(self, tune_controller: Any) -> Trial | None:
         """A trial paused for an LR decay resumes before new trials start."""

@@ -98,6 +98,11 @@ class PlaybookPBT(PopulationBasedTraining):
                 return TrialScheduler.STOP
         return super().on_trial_result(tune_controller, trial, result)
 
+    def awaiting_resume(self) -> bool:
+        """True while an exploited trial is paused, to resume with its new config (see
+        schedulers.search)."""
+        return any(t.status == Trial.PAUSED for t in self._trial_state)
+
     def _get_new_config(self, trial: Trial, trial_to_clone: Trial) -> tuple[dict, dict]:
         # Ray's hook for the explore step; ours follows the playbook and the injected RNG.
         return playbook_explore(trial_to_clone.config, self.space, self.rng, self.policy)

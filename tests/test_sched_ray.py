@@ -133,6 +133,49 @@ def test_asha_plateau_decay_pauses_with_scaled_lr_and_resumes_first():
     assert s.choose_trial_to_run(FakeController([new, t])) is t
 
 
+@pytest.mark.parametrize("end", ["remove", "error", "complete"])
+def test_asha_awaits_resume_of_decayed_trials_until_they_report_or_end(end):
+    # schedulers.search holds the experiment open on this, so it must not stay true for a
+    # trial that will never run again (the experiment would never end).
+    judge = PlaybookJudge(None, None, PlateauRule(patience=2, factor=0.5))
+    s = PlaybookASHA(judge=judge, metric="val_loss", mode="min", max_t=100, grace_period=50)
+    a, b = FakeTrial("a", {"lr": 0.1}), FakeTrial("b", {"lr": 0.1})
+    for t in (a, b):
+        s.on_trial_add(None, t)
+    assert not s.awaiting_resume()
+    assert [report(s, None, t, e, 1.0) for t in (a, b) for e in (1, 2, 3)][-1] == "PAUSE"
+    assert s.awaiting_resume()
+    report(s, None, a, 4, 0.5)  # a resumed
+    assert s.awaiting_resume()  # b has not
+    if end == "remove":
+        s.on_trial_remove(None, b)
+    elif end == "error":
+        s.on_trial_error(None, b)
+    else:
+        s.on_trial_complete(None, b, {"training_iteration": 3, "val_loss": 1.0})
+    assert not s.awaiting_resume()
+
+
+def test_search_is_unfinished_while_the_scheduler_awaits_a_resume():
+    from schedulers.search import ResumeFirstSearch
+
+    sched = SimpleNamespace(waiting=True)
+    sched.awaiting_resume = lambda: sched.waiting
+    search = ResumeFirstSearch(sched, random_state=0)
+    search.set_finished()  # every new trial has been generated
+    assert not search.is_finished()
+    sched.waiting = False
+    assert search.is_finished()
+    state = search.get_state()
+    assert "_scheduler" not in state  # Tune snapshots this often; the scheduler is saved apart
+    restored = ResumeFirstSearch(sched)
+    restored.set_state(state)
+    assert restored._scheduler is sched and restored.is_finished()
+    plain = ResumeFirstSearch(object())  # a scheduler that never pauses: Ray's plain generator
+    plain.set_finished()
+    assert plain.is_finished()
+
+
 def test_asha_decay_without_lr_in_config_continues():
     judge = PlaybookJudge(None, None, PlateauRule(patience=1))
     s = PlaybookASHA(judge=judge, metric="val_loss", mode="min", grace_period=50)
@@ -207,4 +250,7 @@ def test_pbt_rule_stop_and_exploit_copies_rule_state():
             report(s, c, t, e, 1.0 + i)
     assert s.decisions["3"].reason is StopReason.DIVERGED
     assert c.paused == ["2"] and trials[2].config != trials[0].config
+    assert s.awaiting_resume()  # the exploited trial waits to resume with its new config
+    trials[2].status = "RUNNING"
+    assert not s.awaiting_resume()
     assert s.judge.state_dict("2")["best"] == s.judge.state_dict("0")["best"]
