@@ -27,6 +27,16 @@ def run(tmp_path: Path, **overrides):
     )
 
 
+def worker_pids(run_dir: Path) -> set[int]:
+    """The worker processes that reported any result, from Ray's result.json of each trial."""
+    return {
+        json.loads(line)["pid"]
+        for f in run_dir.glob("*/result.json")
+        for line in f.read_text().splitlines()
+        if line.strip()
+    }
+
+
 def test_four_trial_study_end_to_end(ray_session, tmp_path):
     run_dir, rows, history = run(
         tmp_path,
@@ -66,21 +76,25 @@ def test_four_trial_study_end_to_end(ray_session, tmp_path):
     feats = x.drop(["label"]).to_pandas().to_numpy()
     assert (model.predict(feats) == labels).mean() > 0.8
     assert (run_dir / "report.html").is_file()
+    assert not list(run_dir.glob("*/events.out.tfevents*"))  # TensorBoard files only on request
     with pytest.raises(Exception, match="already holds a study"):
         run_study(parse_study(study_dict(name="four")), storage=str(tmp_path), progress=False)
 
 
 def test_huge_learning_rate_diverges_within_three_reports(ray_session, tmp_path):
     # playbook P5: Adam at lr 10 reports finite losses near 1e5 that later fall; still divergence.
-    _, rows, history = run(
+    run_dir, rows, history = run(
         tmp_path,
         name="div",
         train={"lr": 10.0},
         scheduler={"max_epochs": 10},
         playbook={"sanity": False},  # the sanity stage would stop it first: lr too high (P1)
+        tensorboard=True,
     )
     assert rows[0]["stop_reason"] == "diverged"
     assert rows[0]["epochs"] <= 3
+    assert list(run_dir.glob("*/events.out.tfevents*"))  # asked for: one trial, one file
+    assert list(run_dir.glob("*/progress.csv")) and list(run_dir.glob("*/result.json"))
 
 
 def noisy_classes(path: Path, n: int = 400, flip: float = 0.3) -> str:
@@ -125,7 +139,7 @@ def test_overfitting_trial_stops_and_keeps_best_epoch_checkpoint(ray_session, tm
 
 def test_plateau_decays_lr_and_continues_from_checkpoint(ray_session, tmp_path):
     # P5/L1: at a tiny rate the loss barely moves; the rule halves lr and the trial goes on.
-    _, rows, history = run(
+    run_dir, rows, history = run(
         tmp_path,
         name="plateau",
         train={"lr": 1e-6, "optimizer": "sgd"},
@@ -144,6 +158,9 @@ def test_plateau_decays_lr_and_continues_from_checkpoint(ray_session, tmp_path):
     assert rows[0]["lr_decays"] >= 1
     assert rows[0]["stop_reason"] == "plateau"
     assert rows[0]["config.lr"] == pytest.approx(1e-6)  # the sampled rate, not the decayed one
+    # The search had no new trial left when it paused: schedulers.search kept its actor, so it
+    # resumed in the same worker process instead of a freshly started one.
+    assert len(worker_pids(run_dir)) == 1
 
 
 def test_pbt_population_runs_with_exploits_logged(ray_session, tmp_path):

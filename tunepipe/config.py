@@ -383,6 +383,9 @@ class StudyConfig(Strict):
         2, ge=0, description="retries of a failed trial, each from its newest checkpoint"
     )
     storage: str = Field("runs", description="a local folder or a URI pyarrow's filesystems open")
+    tensorboard: bool = Field(
+        False, description="write TensorBoard event files in each trial's folder (Ray's TBX logger)"
+    )
     metric: str = "val_loss"
     mode: Literal["min", "max"] = "min"
     playbook: PlaybookConfig = Field(default_factory=PlaybookConfig)

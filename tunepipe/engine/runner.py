@@ -6,6 +6,8 @@ import os
 import shutil
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,8 +69,10 @@ def run_study(
     t0 = time.monotonic()
     data = _load_data(study, study_dir)  # bad data stops here, before Ray starts
     paths = _user_paths(study, study_dir)  # before sanity: it builds the user's model too
-    study = _sanity(study, data, loc, progress)
+    # Ray first: its workers boot and import torch (session.PRELOAD_MODULES) during the sanity
+    # stage, so the first trials start at once.
     _start_ray(paths, address, num_cpus, loc, shared_storage)
+    study = _sanity(study, data, loc, progress)
     # Written before the search, not after: a study killed midway must be resumable.
     loc.write_text(STUDY_FILE, yaml.safe_dump(study.model_dump(mode="json"), sort_keys=False))
     loc.write_json(RUN_FILE, {"study_dir": str(study_dir)})
@@ -182,6 +186,7 @@ def _fit(
     from ray import tune
 
     from tunepipe.engine.schedule import build_scheduler
+    from tunepipe.engine.session import trial_actors_on_prestarted_workers
 
     trainable = _trainable(study, data)
     if restore:
@@ -197,7 +202,12 @@ def _fit(
     else:
         scheduler = build_scheduler(study, data)
         tuner = _new_tuner(study, loc, trainable, scheduler, progress)
-    with graceful_signals() as received:
+    # Tune reads the variable when fit() builds its callbacks; tunepipe passes its own (_loggers).
+    with (
+        graceful_signals() as received,
+        trial_actors_on_prestarted_workers(),
+        _env_var("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1"),
+    ):
         try:
             grid = tuner.fit()
         except KeyboardInterrupt:
@@ -212,13 +222,17 @@ def _new_tuner(
     study: StudyConfig, loc: RunLocation, trainable: Any, scheduler: Any, progress: bool
 ) -> Any:
     from ray import tune
-    from ray.tune.search import BasicVariantGenerator
 
+    from schedulers.search import ResumeFirstSearch
     from tunepipe.engine.progress import ProgressView, RuleNotice
     from tunepipe.engine.schedule import DecisionLog
     from tunepipe.engine.space import to_tune_space
 
-    callbacks = [RuleNotice(getattr(scheduler, "judge", None)), DecisionLog(scheduler, loc)]
+    callbacks = [
+        RuleNotice(getattr(scheduler, "judge", None)),
+        DecisionLog(scheduler, loc),
+        *_loggers(study),
+    ]
     if progress:
         callbacks.append(
             ProgressView(
@@ -237,7 +251,7 @@ def _new_tuner(
             num_samples=study.num_samples,
             scheduler=scheduler,
             reuse_actors=True,
-            search_alg=BasicVariantGenerator(random_state=study.seed),
+            search_alg=ResumeFirstSearch(scheduler, random_state=study.seed),
         ),
         run_config=tune.RunConfig(
             name=study.name,
@@ -251,6 +265,33 @@ def _new_tuner(
             ),
             failure_config=tune.FailureConfig(max_failures=study.max_failures),
         ),
+    )
+
+
+@contextmanager
+def _env_var(name: str, value: str) -> Iterator[None]:
+    """Set an environment variable for the duration; the previous value (or none) after."""
+    before = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before
+
+
+def _loggers(study: StudyConfig) -> list[Any]:
+    """Ray's per-trial JSON and CSV logs (the results tables are read from them), and TensorBoard
+    event files only when the study asks: writing and flushing those on the driver at every
+    report made the 32-trial digits search about 13% slower (7.6 s against 6.6 s, median of 3
+    runs of seed 1). Tune adds all three itself unless TUNE_DISABLE_AUTO_CALLBACK_LOGGERS is set
+    (see _fit)."""
+    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback, TBXLoggerCallback
+
+    return [CSVLoggerCallback(), JsonLoggerCallback()] + (
+        [TBXLoggerCallback()] if study.tensorboard else []
     )
 
 
