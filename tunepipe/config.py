@@ -265,7 +265,7 @@ class SchedulerConfig(Strict):
 
     kind: Literal["asha", "pbt", "fifo"] = "asha"
     max_epochs: int = Field(20, ge=1)
-    grace_period: int = Field(2, ge=1, description="asha: epochs before a trial may be pruned")
+    grace_period: int = Field(1, ge=1, description="asha: epochs before a trial may be pruned")
     reduction_factor: float = Field(3, gt=1, description="asha: keep the top 1/rf at each rung")
     brackets: int = Field(1, ge=1)
     perturbation_interval: int = Field(4, ge=1, description="pbt: epochs between exploits")
