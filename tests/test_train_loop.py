@@ -355,3 +355,35 @@ def test_predict_takes_one_flat_row_as_a_batch_of_one(tmp_path):
     assert model.predict(x[0])[0] == model.predict(x[:1])[0]
     with pytest.raises(ValueError, match="feature values"):
         model.predict(x[:, :-1])
+
+
+def test_optimizers_are_torchs_fused_ones_with_a_fallback(monkeypatch):
+    from tunepipe.train.loop import Hyper, make_optimizer
+
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.Linear(3, 2))
+    hp = Hyper("adam", lr=0.01, momentum=0.9, weight_decay=0.0, batch_size=8, grad_clip=None)
+    for name, cls in (("adam", torch.optim.Adam), ("sgd", torch.optim.SGD)):
+        opt = make_optimizer(model, Hyper(**{**hp.__dict__, "optimizer": name}))
+        assert isinstance(opt, cls) and opt.defaults["fused"] is True
+    # The same update as the loop implementation (what fused promises), over a few steps.
+    x, y = torch.randn(16, 4), torch.randint(0, 2, (16,))
+    results = []
+    for fused in (True, False):
+        torch.manual_seed(0)
+        m = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.Linear(3, 2))
+        opt = torch.optim.Adam(m.parameters(), lr=0.01, fused=fused)
+        for _ in range(5):
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(m(x), y).backward()
+            opt.step()
+        results.append(torch.cat([p.detach().flatten() for p in m.parameters()]))
+    assert torch.allclose(results[0], results[1], atol=1e-6)
+    real = torch.optim.Adam  # where the fused kernels do not apply, the plain one is used
+
+    def no_fused(params, fused=None, **kwargs):
+        if fused:
+            raise RuntimeError("`fused=True` requires all the params to be floating point")
+        return real(params, **kwargs)
+
+    monkeypatch.setattr(torch.optim, "Adam", no_fused)
+    assert not make_optimizer(model, hp).defaults.get("fused")
