@@ -54,6 +54,7 @@ def study(seed: int, trials: int, max_epochs: int, name: str, **over):
 def run_tunepipe(s, storage: str) -> tuple[float, int, float]:
     """(best val_loss, epochs spent, wall seconds) of a tunepipe study."""
     import pyarrow.parquet as pq
+    import ray.tune  # noqa: F401  imported before the clock starts, as run_optuna's optuna is
 
     from tunepipe.engine.runner import run_study
     from tunepipe.report import write_report
