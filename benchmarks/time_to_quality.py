@@ -265,9 +265,15 @@ def methods(seed: int, n: int, e: int, tmp: str, apart: dict[str, list[float]]) 
 
 
 def print_table(rows: dict, args: argparse.Namespace, apart: dict[str, list[float]]) -> None:
+    """Medians over seeds, and ratios two ways: of the medians, and the median of each seed's
+    own ratio (paired: the same seed's split, sampled configs and trial seeds on both sides)."""
     med = {k: tuple(statistics.median(x[i] for x in v) for i in range(3)) for k, v in rows.items()}
-    ref = med["random search, full budget"]
-    optuna_wall = med["Optuna TPE + successive halving"][2]
+    rnd, opt = rows["random search, full budget"], rows["Optuna TPE + successive halving"]
+    ref, optuna_wall = med["random search, full budget"], med["Optuna TPE + successive halving"][2]
+
+    def paired(v: list, base: list, i: int) -> float:
+        return statistics.median(x[i] / y[i] for x, y in zip(v, base, strict=True))
+
     print(
         f"\ndigits MLP, {args.trials} trials, max {args.max_epochs} epochs, seeds {args.seeds};"
         " medians. A fresh Ray per Ray method; not in any wall (medians): its start-up"
@@ -276,12 +282,15 @@ def print_table(rows: dict, args: argparse.Namespace, apart: dict[str, list[floa
     )
     print(
         f"{'method':<34} {'best val_loss':>13} {'÷ random':>9} {'epochs':>7} {'% random':>9}"
-        f" {'wall s':>7} {'÷ Optuna':>9}"
+        f" {'wall s':>7} {'÷ Optuna':>9}   paired: {'÷ random':>8} {'% epochs':>8} {'÷ Optuna':>8}"
     )
     for name, (loss, epochs, wall) in med.items():
+        v = rows[name]
         print(
             f"{name:<34} {loss:13.4f} {loss / ref[0]:9.3f} {epochs:7.0f} "
-            f"{100 * epochs / ref[1]:8.1f}% {wall:7.1f} {wall / optuna_wall:9.2f}"
+            f"{100 * epochs / ref[1]:8.1f}% {wall:7.1f} {wall / optuna_wall:9.2f}   "
+            f"        {paired(v, rnd, 0):8.3f} {100 * paired(v, rnd, 1):7.1f}% "
+            f"{paired(v, opt, 2):8.2f}"
         )
     print(f"tunepipe's sanity stage, apart (median): {statistics.median(apart['sanity']):.1f} s")
 
