@@ -30,16 +30,12 @@ SETTINGS = [(2, 3), (1, 3), (1, 4), (2, 4), (1, 2.5)]
 
 def record(seed: int, trials: int, max_epochs: int, storage: str) -> str:
     """A full-budget random search's history.parquet (every trial runs max_epochs)."""
-    from time_to_quality import study
+    from time_to_quality import full_budget, study
 
     from tunepipe.engine.runner import run_study
 
-    s = study(
-        seed, trials, max_epochs, f"rnd{seed}",
-        playbook={"sanity": False},
-        scheduler={"kind": "fifo", "max_epochs": max_epochs},
-        stopping={"divergence": None, "overfitting": None, "plateau": None},
-    )  # fmt: skip
+    off = {"sanity": False}
+    s = study(seed, trials, max_epochs, f"rnd{seed}", playbook=off, **full_budget(max_epochs))
     return f"{run_study(s, storage=storage, progress=False).run_dir}/history.parquet"
 
 

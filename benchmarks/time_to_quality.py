@@ -51,6 +51,14 @@ def study(seed: int, trials: int, max_epochs: int, name: str, **over):
     return parse_study(raw)
 
 
+def full_budget(max_epochs: int) -> dict:
+    """Study overrides for a random search at full budget: nothing pruned, no rules."""
+    return {
+        "scheduler": {"kind": "fifo", "max_epochs": max_epochs},
+        "stopping": {"divergence": None, "overfitting": None, "plateau": None},
+    }
+
+
 def run_tunepipe(s, storage: str) -> tuple[float, int, float]:
     """(best val_loss, epochs spent, wall seconds) of a tunepipe study."""
     import pyarrow.parquet as pq
@@ -236,8 +244,6 @@ def methods(seed: int, n: int, e: int, tmp: str, apart: dict[str, list[float]]) 
     what `tunepipe run` would pay if its sanity stage took no time at all.
     """
     off = {"sanity": False}  # the search itself; the sanity stage is run and timed apart
-    no_rules = {"divergence": None, "overfitting": None, "plateau": None}
-    fifo = {"kind": "fifo", "max_epochs": e}
 
     def tunepipe(name: str, warm: bool = True, **over):
         fresh_ray(apart, warm=warm)
@@ -258,7 +264,7 @@ def methods(seed: int, n: int, e: int, tmp: str, apart: dict[str, list[float]]) 
     return {
         "tunepipe (playbook defaults)": lambda: tunepipe("tp"),
         "tunepipe, cold workers": lambda: tunepipe("tpc", warm=False),
-        "random search, full budget": lambda: tunepipe("rnd", scheduler=fifo, stopping=no_rules),
+        "random search, full budget": lambda: tunepipe("rnd", **full_budget(e)),
         "plain Ray Tune ASHA (defaults)": plain,
         "Optuna TPE + successive halving": optuna,
     }

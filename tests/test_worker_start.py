@@ -24,6 +24,7 @@ import json, sys, time
 from pathlib import Path
 import psutil
 from tests.conftest import study_dict
+from tests.test_ray_studies import worker_pids
 from tunepipe.engine.runner import run_study
 from tunepipe.engine.session import init_ray
 from tunepipe.study import parse_study
@@ -47,8 +48,7 @@ while len(idle()) < 2 and time.monotonic() < deadline:
 prestarted = idle()
 study = parse_study(study_dict(name="w", num_samples=2, playbook={"sanity": False}))
 out = run_study(study, storage=sys.argv[1], progress=False)
-pids = {json.loads(line)["pid"] for f in Path(out.run_dir).glob("*/result.json")
-        for line in f.read_text().splitlines() if line.strip()}
+pids = worker_pids(Path(out.run_dir))
 print(json.dumps({"prestarted": sorted(prestarted), "trial_pids": sorted(pids)}))
 """
 

@@ -108,14 +108,15 @@ def trial_actors_on_prestarted_workers() -> Iterator[None]:
     propagates still make it a runtime_env of its own. Elsewhere this changes nothing.
     """
     defaults = _tune_default_env_vars() if _embedded else None
-    saved = dict(defaults) if defaults is not None else {}
-    if defaults is not None:
-        defaults.clear()
+    if defaults is None:
+        yield
+        return
+    saved = dict(defaults)
+    defaults.clear()
     try:
         yield
     finally:
-        if defaults is not None:
-            defaults.update(saved)
+        defaults.update(saved)
 
 
 def _tune_default_env_vars() -> dict[str, str] | None:
