@@ -19,7 +19,6 @@ from typing import Any
 from schedulers.reasons import StopReason
 from schedulers.rules import (
     DECAY_LR,
-    STOP,
     DivergenceRule,
     DivergenceState,
     OverfittingRule,
@@ -209,10 +208,6 @@ class PlaybookJudge:
         """Restore one trial's state from `state_dict` output (resume, PBT exploit)."""
         self.states[trial_id] = TrialState.from_dict(data)
 
-    def forget(self, trial_id: str) -> None:
-        """Drop a finished trial's state (its first report stays in the population)."""
-        self.states.pop(trial_id, None)
-
     def to_dict(self) -> dict[str, Any]:
         """Every trial's state plus the population of first reports."""
         return {
@@ -224,8 +219,3 @@ class PlaybookJudge:
         """Restore what `to_dict` wrote (rules and keys come from the constructor)."""
         self.states = {t: TrialState.from_dict(s) for t, s in data["states"].items()}
         self._first_losses = sorted(data["first_losses"])
-
-
-def is_stop(decision: Decision) -> bool:
-    """Whether a decision ends the trial."""
-    return decision.action == STOP

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tunepipe.engine.jobs import JobError, job_runtime_env
-from tunepipe.engine.storage import check_storage_reaches_every_node, locate
 from tunepipe.errors import StorageError
+from tunepipe.storage import check_storage_reaches_every_node, locate
 
 
 def test_local_storage_on_several_hosts_is_refused_with_the_fix(tmp_path):

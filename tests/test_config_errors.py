@@ -150,25 +150,6 @@ def test_model_without_kind_but_with_factory_is_custom():
     assert study.model.kind == "custom"
 
 
-def test_hyperparameter_prefers_search_space_then_train_then_model():
-    study = parse_study(
-        {
-            "name": "h",
-            "data": {"source": "digits", "label": "label"},
-            "model": {"kind": "mlp", "hidden_width": 7},
-            "train": {"lr": 0.5},
-            "search_space": {"batch_size": 32},
-        }
-    )
-    assert study.hyperparameter("batch_size") == 32
-    assert study.hyperparameter("lr") == 0.5
-    assert study.hyperparameter("hidden_width") == 7
-    assert study.hyperparameter("nothing") is None
-
-
-# ---------------------------------------------------------------- error formatting details
-
-
 def test_long_values_are_shortened_in_the_message():
     raw = {"name": "x" * 500, "data": {"source": "d", "label": "y"}, "model": {"kind": "mlp"}}
     with pytest.raises(StudyFileError) as info:

@@ -135,7 +135,7 @@ def test_lr_auto_is_refused_where_it_cannot_work():
 
 
 def test_stage_resolves_auto_and_writes_into_the_run_folder(tmp_path, digits):
-    from tunepipe.engine.storage import locate
+    from tunepipe.storage import locate
 
     study, data = digits
     auto = study.model_copy(update={"search_space": {**study.search_space, "lr": "auto"}})

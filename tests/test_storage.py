@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tunepipe.engine.storage import locate_run_dir
+from tunepipe.storage import locate_run_dir
 
 
 def test_relative_and_dot_run_dirs_name_the_folder_itself(tmp_path, monkeypatch):

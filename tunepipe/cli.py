@@ -18,20 +18,19 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="Run a deep-learning tuning playbook on Ray Tune.",
 )
-STATE = {"debug": False}
 
 StudyArg = Annotated[Path, typer.Argument(help="the study file (YAML)", show_default=False)]
 
 
 @app.callback()
 def _main(debug: Annotated[bool, typer.Option("--debug", help="show tracebacks")] = False) -> None:
-    STATE["debug"] = debug
+    del debug  # main() reads --debug from argv itself, before Typer parses (errors included)
 
 
 @app.command()
 def validate(study: StudyArg) -> None:
     """Check a study file; print a one-line summary, or every problem at once (exit 2)."""
-    from tunepipe.engine.space import space_size
+    from tunepipe.space import space_size
     from tunepipe.study import load_study
 
     cfg = load_study(study)

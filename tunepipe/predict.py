@@ -61,8 +61,8 @@ class LoadedModel:
 
 def load_model(run_dir: str) -> LoadedModel:
     """The best model a study saved under RUN_DIR/best_model (local path or URI)."""
-    from tunepipe.engine.storage import locate_run_dir
     from tunepipe.models import build_model
+    from tunepipe.storage import locate_run_dir
     from tunepipe.train import checkpoint as ckpt
 
     loc = locate_run_dir(run_dir)

@@ -16,9 +16,9 @@ import yaml
 
 from tunepipe.config import StudyConfig
 from tunepipe.engine.interrupt import Interrupted, graceful_signals
-from tunepipe.engine.storage import RunLocation, check_storage_reaches_every_node, locate
 from tunepipe.errors import RunDirError, StudyFailed
 from tunepipe.playbook.stage import sanity_stage
+from tunepipe.storage import RunLocation, check_storage_reaches_every_node, locate
 
 TUNER_STATE = "tuner.pkl"  # Ray Tune's record of how the Tuner was built; restore needs it
 
@@ -95,7 +95,7 @@ def resume_study(
     are retried. The study, its seed (hence the same data split) and its folder come from the run
     folder's study.yaml and run.json; `study_dir` overrides the folder relative paths start from.
     """
-    from tunepipe.engine.storage import locate_run_dir
+    from tunepipe.storage import locate_run_dir
     from tunepipe.study import parse_study
 
     loc = locate_run_dir(run_dir)
@@ -167,7 +167,7 @@ def _load_data(study: StudyConfig, study_dir: Path) -> Any:
     if study.trainable:
         return None
     from tunepipe.data import load_data
-    from tunepipe.engine.space import min_batch_size
+    from tunepipe.space import min_batch_size
 
     return load_data(
         study.data, study.task, study.seed, min_rows=min_batch_size(study), base_dir=study_dir

@@ -40,29 +40,3 @@ def to_tune_domain(value: Any) -> Any:
     if kind == "grid":
         return tune.grid_search(value.values)
     raise ValueError(f"unknown domain type {kind!r}")
-
-
-def space_size(study: StudyConfig) -> str:
-    """A human description of the search space's size (for inspect and validate)."""
-    discrete, continuous = 1, 0
-    for value in study.search_space.values():
-        kind = getattr(value, "type", None)
-        if kind in ("choice", "grid"):
-            discrete *= len(value.values)
-        elif kind == "randint":
-            discrete *= value.high - value.low
-        elif kind is not None:
-            continuous += 1
-    if continuous:
-        return f"{continuous} continuous × {discrete} discrete combinations"
-    return f"{discrete} combinations"
-
-
-def min_batch_size(study: StudyConfig) -> int:
-    """The smallest batch size any trial can use (the data must hold at least one batch)."""
-    value = study.search_space.get("batch_size", study.train.batch_size)
-    if isinstance(value, BaseModel):
-        if hasattr(value, "values"):
-            return min(int(v) for v in value.values)
-        return int(value.low)
-    return int(value)

@@ -25,12 +25,12 @@ def inspect_study(path: str | Path, *, largest: bool = False) -> StudyInspection
     with one training sample; raises TunepipeError for a study with its own trainable."""
     import torch
 
-    from tunepipe.engine.space import space_size
     from tunepipe.models import build_model, model_spec
     from tunepipe.models.inspection import inspect_model
     from tunepipe.playbook.points import largest_config, typical_config
     from tunepipe.playbook.sanity import require_model
     from tunepipe.playbook.stage import load_study_data
+    from tunepipe.space import space_size
     from tunepipe.study import load_study
 
     path = Path(path)

@@ -11,8 +11,8 @@ import json
 import math
 from typing import Any
 
-from tunepipe.engine.storage import RunLocation
 from tunepipe.playbook.result import SanityResult
+from tunepipe.storage import RunLocation
 
 JSON_FILE = "sanity.json"
 LR_PLOT = "sanity_lr_range.png"

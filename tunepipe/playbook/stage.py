@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from tunepipe.config import BUILTIN_DATA, StudyConfig
-from tunepipe.engine.storage import RunLocation, locate, locate_run_dir
 from tunepipe.playbook.output import JSON_FILE, LR_PLOT, OVERFIT_PLOT, print_table, write_outputs
 from tunepipe.playbook.result import SanityResult
 from tunepipe.playbook.sanity import failure, resolve_auto_lr, run_sanity
+from tunepipe.storage import RunLocation, locate, locate_run_dir
 
 OUTPUTS = frozenset({JSON_FILE, LR_PLOT, OVERFIT_PLOT})
 SANITY_SUFFIX = ".sanity"  # `tunepipe sanity` writes beside the run folder, never into it
@@ -80,7 +80,7 @@ def load_study_data(study: StudyConfig, study_dir: Path) -> Any:
     """The prepared data as `tunepipe run` reads it (None for an own trainable); the study's
     folder and code_dir go on the import path, for custom model factories."""
     from tunepipe.data import load_data
-    from tunepipe.engine.space import min_batch_size
+    from tunepipe.space import min_batch_size
 
     study_dir = study_dir.resolve()
     paths = [str(study_dir)] + ([str(study_dir / study.code_dir)] if study.code_dir else [])

@@ -1,0 +1,93 @@
+"""Search-space domains: how a study file writes a range, a choice or a grid."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Discriminator, Field, Tag, ValidationInfo, field_validator
+from pydantic.json_schema import SkipJsonSchema
+
+from tunepipe.config.common import Strict
+
+
+def _above_low(high: float, info: ValidationInfo) -> float:
+    low = info.data.get("low")
+    if low is not None and not low < high:
+        raise ValueError(f"high must be above low ({low})")
+    return high
+
+
+class _Range(Strict):
+    low: float
+    high: float
+    _high_above_low = field_validator("high")(_above_low)
+
+
+class Uniform(_Range):
+    type: Literal["uniform"]
+
+
+class LogUniform(_Range):
+    type: Literal["loguniform"]
+
+    @field_validator("low")
+    @classmethod
+    def _positive(cls, v: float) -> float:
+        if v <= 0:
+            raise ValueError(
+                "a loguniform range needs low > 0; use uniform for ranges that touch 0"
+            )
+        return v
+
+
+class QUniform(_Range):
+    type: Literal["quniform"]
+    q: float = Field(gt=0, description="values are rounded to multiples of q")
+
+
+class RandInt(Strict):
+    type: Literal["randint"]
+    low: int
+    high: int = Field(description="exclusive, as in Ray Tune")
+    _high_above_low = field_validator("high")(_above_low)
+
+
+class Choice(Strict):
+    type: Literal["choice"]
+    values: list[Any] = Field(min_length=1)
+
+
+class Grid(Strict):
+    type: Literal["grid"]
+    values: list[Any] = Field(min_length=1)
+
+
+Constant = bool | int | float | str | None
+DOMAIN_TAGS = ("uniform", "loguniform", "quniform", "randint", "choice", "grid")
+
+
+def _domain_tag(v: Any) -> str:
+    if isinstance(v, dict):
+        t = v.get("type")
+        return t if t in DOMAIN_TAGS else "bad-domain"
+    if isinstance(v, BaseModel):
+        return getattr(v, "type", "constant")
+    return "constant"
+
+
+class _BadDomain(Strict):
+    type: Literal["uniform", "loguniform", "quniform", "randint", "choice", "grid"]
+
+
+Domain = Annotated[
+    Annotated[Uniform, Tag("uniform")]
+    | Annotated[LogUniform, Tag("loguniform")]
+    | Annotated[QUniform, Tag("quniform")]
+    | Annotated[RandInt, Tag("randint")]
+    | Annotated[Choice, Tag("choice")]
+    | Annotated[Grid, Tag("grid")]
+    | Annotated[_BadDomain, Tag("bad-domain"), SkipJsonSchema()]  # for error messages only
+    | Annotated[Constant, Tag("constant")],
+    Discriminator(_domain_tag),
+]
+TAGS_IN_PATHS = (*DOMAIN_TAGS, "bad-domain", "constant", "mlp", "cnn", "custom")

@@ -1,0 +1,36 @@
+"""Facts about a study's search space that need neither Ray nor torch (validate, inspect, sanity).
+
+The translation into Ray Tune's sampling objects is `tunepipe.engine.space`.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from tunepipe.config import StudyConfig
+
+
+def space_size(study: StudyConfig) -> str:
+    """A human description of the search space's size (for inspect and validate)."""
+    discrete, continuous = 1, 0
+    for value in study.search_space.values():
+        kind = getattr(value, "type", None)
+        if kind in ("choice", "grid"):
+            discrete *= len(value.values)
+        elif kind == "randint":
+            discrete *= value.high - value.low
+        elif kind is not None:
+            continuous += 1
+    if continuous:
+        return f"{continuous} continuous × {discrete} discrete combinations"
+    return f"{discrete} combinations"
+
+
+def min_batch_size(study: StudyConfig) -> int:
+    """The smallest batch size any trial can use (the data must hold at least one batch)."""
+    value = study.search_space.get("batch_size", study.train.batch_size)
+    if isinstance(value, BaseModel):
+        if hasattr(value, "values"):
+            return min(int(v) for v in value.values)
+        return int(value.low)
+    return int(value)
