@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field, ValidationInfo, field_validator
 
 from tunepipe.config.common import Strict
+from tunepipe.config.fast import FastPathSettings
 
 
 class LRSchedule(Strict):
@@ -21,7 +22,7 @@ class LRSchedule(Strict):
     )
 
 
-class TrainConfig(Strict):
+class TrainConfig(FastPathSettings):
     optimizer: Literal["adam", "sgd"] = Field("adam", description="O1: Adam is the best default")
     lr: float = Field(3e-4, gt=0, description="O1: Adam's safe default")
     momentum: float = Field(0.9, ge=0, lt=1, description="MO1 (SGD momentum, Adam beta1)")
@@ -103,6 +104,13 @@ class MetricNames(Strict):
 class Resources(Strict):
     cpu: float = Field(1, ge=0)
     gpu: float = Field(0, ge=0, description="fractional values pack several trials on one GPU")
+
+    @field_validator("gpu")
+    @classmethod
+    def _whole_above_one(cls, v: float) -> float:
+        if v > 1 and v != int(v):  # Ray's own rule: a share of one GPU, or whole GPUs
+            raise ValueError("above 1, gpu must be a whole number (a fraction shares one GPU)")
+        return v
 
 
 class PlaybookConfig(Strict):

@@ -72,6 +72,7 @@ def run_study(
     # Ray first: its workers boot and import torch (session.PRELOAD_MODULES) during the sanity
     # stage, so the first trials start at once.
     _start_ray(paths, address, num_cpus, loc, shared_storage)
+    _check_resources(study)  # a GPU study never runs silently on CPUs
     study = _sanity(study, data, loc, progress)
     # Written before the search, not after: a study killed midway must be resumable.
     loc.write_text(STUDY_FILE, yaml.safe_dump(study.model_dump(mode="json"), sort_keys=False))
@@ -117,6 +118,7 @@ def resume_study(
     t0 = time.monotonic()
     data = _load_data(study, study_dir)
     _start_ray(_user_paths(study, study_dir), address, num_cpus, loc, shared_storage)
+    _check_resources(study)
     # No tuner.pkl: the driver died before Tune began, so there is nothing to keep.
     restore = loc.exists(TUNER_STATE)
     grid, scheduler = _fit(study, data, loc, progress, restore=restore)
@@ -137,6 +139,14 @@ def _start_ray(
 
     # Always, not only with an address: inside a Ray job, RAY_ADDRESS joins the cluster silently.
     check_storage_reaches_every_node(loc, _node_hosts(ray.nodes()), shared_storage)
+
+
+def _check_resources(study: StudyConfig) -> None:
+    from tunepipe.engine.gpu_check import check_gpu_request, gpu_batch_notes
+
+    check_gpu_request(study)
+    for note in gpu_batch_notes(study):
+        print(note, file=sys.stderr)
 
 
 def _user_paths(study: StudyConfig, study_dir: Path) -> list[str]:

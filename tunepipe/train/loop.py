@@ -22,6 +22,7 @@ from tunepipe.config import TRAIN_KEYS, StudyConfig
 from tunepipe.data import PreparedData, iterate_batches
 from tunepipe.models import build_model, model_spec, task_head
 from tunepipe.train import checkpoint as ckpt
+from tunepipe.train import fast as fastpath
 from tunepipe.train.diagnostics import Diagnostics
 
 # report(metrics, checkpoint_dir or None) -> None; raises to stop the trial if the caller wants.
@@ -86,6 +87,18 @@ def trial_device(study: StudyConfig) -> torch.device:
     return torch.device("cpu")
 
 
+def trial_fast_path(study: StudyConfig, data: PreparedData, hp: Hyper) -> fastpath.FastPath:
+    """The trial's precision, layout, compilation and data placement (tunepipe.train.fast)."""
+    steps = fastpath.steps_per_trial(len(data.train.x), hp.batch_size, study.scheduler.max_epochs)
+    return fastpath.resolve(
+        study.train,
+        trial_device(study),
+        steps=steps,
+        image_input=len(data.input_shape) == 3,
+        train_bytes=data.train.x.nbytes + data.train.y.nbytes,
+    )
+
+
 def to_tensors(data: PreparedData) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     with warnings.catch_warnings():  # arrays from Ray's object store are read-only; never written
         warnings.simplefilter("ignore", UserWarning)
@@ -110,14 +123,16 @@ def run_trial(
     seed = trial_seed(study.seed, config)
     torch.manual_seed(seed)  # model init and dropout draw from torch's generator in this process
     spec = model_spec(study.model, config)
-    device = trial_device(study)
-    model = build_model(spec, data.input_shape, data.output_dim).to(device)
+    fast = trial_fast_path(study, data, hp)  # on a CPU: fp32, eager, as before (docs/gpu.md)
+    model, forward = fastpath.prepare_model(
+        build_model(spec, data.input_shape, data.output_dim), fast
+    )
     optimizer = make_optimizer(model, hp)
     probe = Diagnostics(model, optimizer, data.task)  # grad_norm, update_ratio (L1), top_prob (P4)
     head = task_head(data.task)
     loss_fn = head.loss_fn()
     shuffle = torch.Generator().manual_seed(seed)  # D2: a fresh seeded order every epoch
-    tensors = {k: (x.to(device), y.to(device)) for k, (x, y) in to_tensors(data).items()}
+    tensors = fastpath.device_tensors(to_tensors(data), fast)  # on the GPU once per worker
     meta = {
         "model": spec,
         "input_shape": list(data.input_shape),
@@ -137,13 +152,19 @@ def run_trial(
     for epoch in range(start_epoch + 1, study.scheduler.max_epochs + 1):
         lr, momentum = schedule_at(study.train.lr_schedule, hp, epoch, study.scheduler.max_epochs)
         set_rates(optimizer, lr, momentum)  # after a restore too: a decay changed config["lr"]
-        train_loss = train_epoch(model, optimizer, loss_fn, *tensors["train"], hp, shuffle)
+        train_loss = train_epoch(
+            model, optimizer, loss_fn, *tensors["train"], hp, shuffle, fast, forward
+        )
         metrics = {"epoch": epoch, "train_loss": train_loss, "lr": lr, "lr_decays": decays}
         if not math.isfinite(train_loss):
             report({**metrics, "val_loss": float("nan"), "stop_reason": "diverged"}, None)
             return "diverged"  # P5: never crash the study; say why the trial ended
         with probe.validating():
-            metrics.update(evaluate(model, head, loss_fn, *tensors["val"], data, prefix="val"))
+            metrics.update(
+                evaluate(
+                    model, head, loss_fn, *tensors["val"], data, "val", fast=fast, forward=forward
+                )
+            )
         metrics.update(probe.epoch_metrics())
         if not math.isfinite(metrics["val_loss"]):
             report({**metrics, "stop_reason": "diverged"}, None)
@@ -220,23 +241,44 @@ def train_epoch(
     y: torch.Tensor,
     hp: Hyper,
     shuffle: torch.Generator,
+    fast: fastpath.FastPath | None = None,
+    forward: Any = None,
 ) -> float:
-    """One pass over the shuffled training split; the mean batch loss (dropout on)."""
+    """One pass over the shuffled training split; the mean batch loss (dropout on).
+
+    The loss is summed on the device and read once at the end: one device sync per epoch, not
+    per batch. A non-finite batch loss makes the sum non-finite, and the trial stops as diverged.
+    """
+    fast = fast or fastpath.FastPath(x.device)
+    forward = forward or model
+    scaler = fast.grad_scaler()
     model.train()
-    total, count = 0.0, 0
+    total = torch.zeros((), dtype=torch.float64, device=fast.device)
+    count = 0
     drop_last = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
-    for xb, yb in iterate_batches(x, y, hp.batch_size, shuffle, drop_last=drop_last):
+    batches = iterate_batches(
+        x, y, hp.batch_size, shuffle, drop_last=drop_last, reuse_buffers=True, device=fast.device
+    )
+    for xb, yb in batches:
         optimizer.zero_grad(set_to_none=True)
-        loss = loss_fn(model(xb), yb)
-        if not torch.isfinite(loss):
-            return float("nan")
-        loss.backward()
+        with fast.autocast():
+            loss = loss_fn(forward(fast.inputs(xb)), yb)
+        total += loss.detach().double() * len(xb)
+        count += len(xb)
+        if scaler is None:
+            loss.backward()
+        else:
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)  # so grad_clip sees the true gradient norm
         if hp.grad_clip:
             torch.nn.utils.clip_grad_norm_(model.parameters(), hp.grad_clip)  # M2
-        optimizer.step()
-        total += loss.item() * len(xb)
-        count += len(xb)
-    return total / max(count, 1)
+        if scaler is None:
+            optimizer.step()
+        else:
+            scaler.step(optimizer)
+            scaler.update()
+    mean = total.item() / max(count, 1)
+    return mean if math.isfinite(mean) else float("nan")
 
 
 @torch.no_grad()
@@ -249,15 +291,22 @@ def evaluate(
     data: PreparedData,
     prefix: str = "val",
     batch_size: int = 4096,
+    fast: fastpath.FastPath | None = None,
+    forward: Any = None,
 ) -> dict[str, float]:
     """Loss (dropout off) and accuracy or RMSE (in the targets' own units) on one split."""
+    fast = fast or fastpath.FastPath(x.device)
+    forward = forward or model
     model.eval()
     total, correct, sq_err = 0.0, 0.0, 0.0
     regression = data.task == "regression"
     if regression:  # RMSE in the targets' own units: undo the standardisation per target (P2)
-        std = torch.as_tensor(data.target_std if data.target_std is not None else 1.0).to(x.device)
+        std = torch.as_tensor(data.target_std if data.target_std is not None else 1.0)
+        std = std.to(fast.device)
     for xb, yb in iterate_batches(x, y, batch_size):
-        out = model(xb)
+        xb, yb = fastpath.to_device(xb, fast.device), fastpath.to_device(yb, fast.device)
+        with fast.autocast():
+            out = forward(fast.inputs(xb)).float()
         total += loss_fn(out, yb).item() * len(xb)
         if regression:
             sq_err += (((out - yb) * std) ** 2).mean(dim=-1).sum().item()
