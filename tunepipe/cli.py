@@ -128,6 +128,8 @@ def _print_outcome(outcome) -> None:
     )
     reasons = ", ".join(f"{k} {v}" for k, v in sorted(s["stop_reasons"].items()))
     console.print(f"{s['n_trials']} trials in {s['wall_seconds']:.0f} s; stop reasons: {reasons}")
+    if s.get("ended_by"):
+        console.print(f"ended early: {s['ended_by']}")
     if "test" in s:
         console.print(
             "held-out test split (P8): " + ", ".join(f"{k} {_fmt(v)}" for k, v in s["test"].items())
