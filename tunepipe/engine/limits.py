@@ -44,7 +44,7 @@ class StudyLimits(Callback, Stopper):
         self.started, self.timed_out, self.unfinished = time.monotonic(), False, []
 
     # -- time
-    def on_step(self, iteration: int, trials: list, **info: Any) -> None:
+    def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
         if self.timed_out or self.time_budget is None:
             return
         if time.monotonic() - self.started >= self.time_budget:

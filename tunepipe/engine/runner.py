@@ -88,8 +88,11 @@ def resume_study(
     progress: bool = True,
     num_cpus: int | None = None,
     shared_storage: bool = False,
+    time_budget: float | None = None,
 ) -> RunOutcome:
     """Continue an interrupted study in its run folder and rewrite its outputs.
+
+    `time_budget` (seconds; 0: none) replaces the study's budget.time for this session.
 
     Finished trials are kept, unfinished ones continue from their newest checkpoint, errored ones
     are retried. The study, its seed (hence the same data split) and its folder come from the run
@@ -119,7 +122,7 @@ def resume_study(
     _start_ray(_user_paths(study, study_dir), address, num_cpus, loc, shared_storage)
     # No tuner.pkl: the driver died before Tune began, so there is nothing to keep.
     restore = loc.exists(TUNER_STATE)
-    grid, scheduler, limits = _fit(study, data, loc, progress, restore=restore)
+    grid, scheduler, limits = _fit(study, data, loc, progress, restore=restore, budget=time_budget)
     return _write_outputs(study, data, loc, grid, scheduler, time.monotonic() - t0, limits)
 
 
@@ -175,8 +178,13 @@ def _load_data(study: StudyConfig, study_dir: Path) -> Any:
 
 
 def _fit(
-    study: StudyConfig, data: Any, loc: RunLocation, progress: bool, restore: bool = False
-) -> tuple[Any, Any]:
+    study: StudyConfig,
+    data: Any,
+    loc: RunLocation,
+    progress: bool,
+    restore: bool = False,
+    budget: float | None = None,
+) -> tuple[Any, Any, Any]:
     # Tune forces a state snapshot whenever a trial saved num_to_keep checkpoints since the last
     # one (that is what makes resume lose nothing) and then warns each time: the warning is noise.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
@@ -200,6 +208,8 @@ def _fit(
         # The scheduler (and the progress view reading it) come back from Tune's tuner.pkl.
         scheduler = tuner._local_tuner._tune_config.scheduler  # no public accessor in 2.60
         limits = tuner._local_tuner._run_config.stop  # likewise: budget/target (or None)
+        if limits is not None and budget is not None:
+            limits.time_budget = budget or None
     else:
         scheduler = build_scheduler(study, data)
         limits = _limits(study, scheduler)
@@ -401,7 +411,7 @@ def _write_outputs(
         from tunepipe.report import write_report
 
         write_report(loc.path)
-    if summary["best_trial_id"] is None:
+    if summary["best_trial_id"] is None and not summary.get("ended_by", "").startswith("time"):
         raise StudyFailed(
             f"no trial produced a finite {study.metric}; stop reasons: "
             f"{summary['stop_reasons']}. Results are in {loc.display}"
