@@ -319,3 +319,21 @@ def test_max_concurrent_trials_one_never_runs_two_at_once(ray_session, tmp_path)
     assert all(
         a_end <= b_start for (_, a_end), (b_start, _) in zip(ordered, ordered[1:], strict=False)
     )
+
+
+def test_cmaes_samples_ranges_through_optuna():
+    from tunepipe.engine.search import build_search
+
+    study = parse_study(
+        study_dict(
+            search={"kind": "cmaes", "n_startup_trials": 1},
+            search_space={"lr": LR, "hidden_width": {"type": "randint", "low": 8, "high": 65}},
+        )
+    )
+    searcher = build_search(study, _Scheduler()).searcher
+    for i in range(4):
+        config = searcher.suggest(str(i))
+        assert 1e-3 <= config["lr"] <= 0.1 and 8 <= config["hidden_width"] <= 64
+        searcher.on_trial_result(str(i), {"val_loss": config["lr"], "epoch": 1})
+        searcher.on_trial_complete(str(i), {"val_loss": config["lr"], "epoch": 1})
+    assert type(searcher._ot_study.sampler).__name__ == "CmaEsSampler"  # noqa: SLF001
