@@ -14,6 +14,8 @@ class StopReason(str, Enum):
     OVERFITTING = "overfitting"  # P6/E1: validation loss rising while training loss falls
     PLATEAU = "plateau"  # P5/L1: no improvement after the allowed learning-rate decays
     ERROR = "error"  # the trial raised; its traceback is in the trial's folder
+    TARGET = "target"  # the study reached its `target:`; running trials were stopped with it
+    UNFINISHED = "unfinished"  # the study's time budget ran out first; `tunepipe resume` goes on
 
     def __str__(self) -> str:  # so f-strings print "diverged", not "StopReason.DIVERGED"
         return self.value

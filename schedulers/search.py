@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ray.tune.search import BasicVariantGenerator
+from ray.tune.search import BasicVariantGenerator, SearchGenerator
 
 
 class ResumeFirstSearch(BasicVariantGenerator):
@@ -44,3 +44,16 @@ class ResumeFirstSearch(BasicVariantGenerator):
         scheduler = self._scheduler
         super().set_state(state)
         self._scheduler = scheduler
+
+
+class ResumeFirstSearchGenerator(SearchGenerator):
+    """Ray's `SearchGenerator` (a Searcher such as OptunaSearch inside) with the same rule as
+    ResumeFirstSearch: unfinished while the scheduler is about to resume a paused trial."""
+
+    def __init__(self, searcher: Any, scheduler: Any) -> None:
+        super().__init__(searcher)
+        self._scheduler = scheduler
+
+    def is_finished(self) -> bool:
+        awaiting = getattr(self._scheduler, "awaiting_resume", None)
+        return super().is_finished() and not (awaiting is not None and awaiting())

@@ -103,14 +103,35 @@ def resume(
         typer.Option(help="folder the study's relative paths start from (default: as recorded)"),
     ] = None,
     shared_storage: SharedStorage = False,
+    time: Annotated[
+        str | None,
+        typer.Option(
+            help="this session's time budget (20s, 15m, 2h; 0: none), instead of the "
+            "study's budget.time"
+        ),
+    ] = None,
 ) -> None:
     """Continue an interrupted study: finished trials kept, the rest from their last checkpoint."""
+    from tunepipe.config.search import parse_duration
     from tunepipe.engine.runner import resume_study
 
     outcome = resume_study(
-        run_dir, study_dir=study_dir, address=address, shared_storage=shared_storage
+        run_dir,
+        study_dir=study_dir,
+        address=address,
+        shared_storage=shared_storage,
+        time_budget=_duration(time, parse_duration),
     )
     _print_outcome(outcome)
+
+
+def _duration(text: str | None, parse) -> float | None:
+    if text is None:
+        return None
+    try:
+        return float(parse(text if not text.replace(".", "").isdigit() else float(text)))
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--time") from None
 
 
 def _print_outcome(outcome) -> None:
@@ -119,15 +140,20 @@ def _print_outcome(outcome) -> None:
     s = outcome.summary
     console = Console()
     extra = f", val_acc = {s['best_val_acc']:.4f}" if "best_val_acc" in s else ""
-    console.print(
-        f"[bold]best trial[/] {s['best_trial_id']}: {s['metric']} = "
-        f"{s['best_' + s['metric']]:.4g}{extra} (epoch {s.get('best_epoch')})"
-    )
+    if s["best_trial_id"] is None:  # a time budget that ran out before any trial reported
+        console.print(f"no trial has reported {s['metric']} yet")
+    else:
+        console.print(
+            f"[bold]best trial[/] {s['best_trial_id']}: {s['metric']} = "
+            f"{s['best_' + s['metric']]:.4g}{extra} (epoch {s.get('best_epoch')})"
+        )
     console.print(
         "best config: " + ", ".join(f"{k}={_fmt(v)}" for k, v in (s["best_config"] or {}).items())
     )
     reasons = ", ".join(f"{k} {v}" for k, v in sorted(s["stop_reasons"].items()))
     console.print(f"{s['n_trials']} trials in {s['wall_seconds']:.0f} s; stop reasons: {reasons}")
+    if s.get("ended_by"):
+        console.print(f"ended early: {s['ended_by']}")
     if "test" in s:
         console.print(
             "held-out test split (P8): " + ", ".join(f"{k} {_fmt(v)}" for k, v in s["test"].items())

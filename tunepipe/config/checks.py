@@ -8,6 +8,7 @@ from pydantic import BaseModel
 
 from tunepipe.config.common import BUILTIN_METRICS, TRAIN_KEYS, did_you_mean
 from tunepipe.config.model import CustomModel
+from tunepipe.config.search_checks import search_problems
 from tunepipe.config.study import StudyConfig
 from tunepipe.config.training import TrainConfig
 
@@ -18,7 +19,7 @@ def cross_field_problems(s: StudyConfig) -> list[tuple[str, str, Any]]:
         both = "data" if s.data is not None else "model" if s.model is not None else None
         if both:
             return [(both, "give either trainable or data+model, not both", s.trainable)]
-        return _auto_lr_problems(s)
+        return _auto_lr_problems(s) + search_problems(s)
     problems: list[tuple[str, str, Any]] = []
     for part in ("data", "model"):
         if getattr(s, part) is None:
@@ -61,7 +62,7 @@ def cross_field_problems(s: StudyConfig) -> list[tuple[str, str, Any]]:
         if not (isinstance(b, int) and not isinstance(b, bool) and b >= 1):
             problems.append(("search_space.batch_size", "batch sizes are positive integers", b))
     problems += _space_value_problems(s)
-    return problems + _auto_lr_problems(s)
+    return problems + _auto_lr_problems(s) + search_problems(s)
 
 
 AUTO_LR = "auto"  # search_space.lr: auto → the sanity stage's LR range test picks the range

@@ -17,7 +17,15 @@ def _above_low(high: float, info: ValidationInfo) -> float:
     return high
 
 
-class _Range(Strict):
+class _Domain(Strict):
+    when: dict[str, Any] | None = Field(
+        None,
+        description="sample this setting only when others take these values, e.g. "
+        "{optimizer: sgd}; otherwise it keeps its default",
+    )
+
+
+class _Range(_Domain):
     low: float
     high: float
     _high_above_low = field_validator("high")(_above_low)
@@ -45,19 +53,19 @@ class QUniform(_Range):
     q: float = Field(gt=0, description="values are rounded to multiples of q")
 
 
-class RandInt(Strict):
+class RandInt(_Domain):
     type: Literal["randint"]
     low: int
     high: int = Field(description="exclusive, as in Ray Tune")
     _high_above_low = field_validator("high")(_above_low)
 
 
-class Choice(Strict):
+class Choice(_Domain):
     type: Literal["choice"]
     values: list[Any] = Field(min_length=1)
 
 
-class Grid(Strict):
+class Grid(_Domain):
     type: Literal["grid"]
     values: list[Any] = Field(min_length=1)
 

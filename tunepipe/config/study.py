@@ -10,6 +10,7 @@ from tunepipe.config.common import IMPORT_PATH, Strict
 from tunepipe.config.data import DataConfig
 from tunepipe.config.domains import Domain
 from tunepipe.config.model import ModelConfig
+from tunepipe.config.search import BudgetConfig, SearchConfig, Target
 from tunepipe.config.training import (
     MetricNames,
     PlaybookConfig,
@@ -37,6 +38,14 @@ class StudyConfig(Strict):
     )
     train: TrainConfig = Field(default_factory=TrainConfig)
     search_space: dict[str, Domain] = Field(default_factory=dict)
+    search: SearchConfig = Field(default_factory=SearchConfig)
+    budget: BudgetConfig = Field(default_factory=BudgetConfig)
+    target: Target | None = Field(
+        None, description="e.g. {val_acc: 0.99}: the study ends once any trial reaches it"
+    )
+    warm_start: str | None = Field(
+        None, description="an earlier run folder whose trials the tpe/cmaes searcher learns from"
+    )
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     stopping: StoppingConfig = Field(default_factory=StoppingConfig)
     metrics: MetricNames = Field(default_factory=MetricNames)

@@ -77,8 +77,8 @@ def run_study(
     # Written before the search, not after: a study killed midway must be resumable.
     loc.write_text(STUDY_FILE, yaml.safe_dump(study.model_dump(mode="json"), sort_keys=False))
     loc.write_json(RUN_FILE, {"study_dir": str(study_dir)})
-    grid, scheduler = _fit(study, data, loc, progress)
-    return _write_outputs(study, data, loc, grid, scheduler, time.monotonic() - t0)
+    grid, scheduler, limits = _fit(study, data, loc, progress)
+    return _write_outputs(study, data, loc, grid, scheduler, time.monotonic() - t0, limits)
 
 
 def resume_study(
@@ -89,8 +89,11 @@ def resume_study(
     progress: bool = True,
     num_cpus: int | None = None,
     shared_storage: bool = False,
+    time_budget: float | None = None,
 ) -> RunOutcome:
     """Continue an interrupted study in its run folder and rewrite its outputs.
+
+    `time_budget` (seconds; 0: none) replaces the study's budget.time for this session.
 
     Finished trials are kept, unfinished ones continue from their newest checkpoint, errored ones
     are retried. The study, its seed (hence the same data split) and its folder come from the run
@@ -121,8 +124,8 @@ def resume_study(
     _check_resources(study)
     # No tuner.pkl: the driver died before Tune began, so there is nothing to keep.
     restore = loc.exists(TUNER_STATE)
-    grid, scheduler = _fit(study, data, loc, progress, restore=restore)
-    return _write_outputs(study, data, loc, grid, scheduler, time.monotonic() - t0)
+    grid, scheduler, limits = _fit(study, data, loc, progress, restore=restore, budget=time_budget)
+    return _write_outputs(study, data, loc, grid, scheduler, time.monotonic() - t0, limits)
 
 
 def _start_ray(
@@ -185,8 +188,13 @@ def _load_data(study: StudyConfig, study_dir: Path) -> Any:
 
 
 def _fit(
-    study: StudyConfig, data: Any, loc: RunLocation, progress: bool, restore: bool = False
-) -> tuple[Any, Any]:
+    study: StudyConfig,
+    data: Any,
+    loc: RunLocation,
+    progress: bool,
+    restore: bool = False,
+    budget: float | None = None,
+) -> tuple[Any, Any, Any]:
     # Tune forces a state snapshot whenever a trial saved num_to_keep checkpoints since the last
     # one (that is what makes resume lose nothing) and then warns each time: the warning is noise.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
@@ -209,9 +217,13 @@ def _fit(
         )
         # The scheduler (and the progress view reading it) come back from Tune's tuner.pkl.
         scheduler = tuner._local_tuner._tune_config.scheduler  # no public accessor in 2.60
+        limits = tuner._local_tuner._run_config.stop  # likewise: budget/target (or None)
+        if limits is not None and budget is not None:
+            limits.time_budget = budget or None
     else:
         scheduler = build_scheduler(study, data)
-        tuner = _new_tuner(study, loc, trainable, scheduler, progress)
+        limits = _limits(study, scheduler)
+        tuner = _new_tuner(study, loc, trainable, scheduler, progress, limits)
     # Tune reads the variable when fit() builds its callbacks; tunepipe passes its own (_loggers).
     with (
         graceful_signals() as received,
@@ -225,15 +237,40 @@ def _fit(
                 raise
     if received:
         raise Interrupted(received[0], loc.display)
-    return grid, scheduler
+    return grid, scheduler, limits
+
+
+def _limits(study: StudyConfig, scheduler: Any) -> Any:
+    """The study's time budget and target as one Tune callback + stopper, or None."""
+    if study.budget.time is None and not study.target:
+        return None
+    from tunepipe.engine.limits import StudyLimits
+
+    return StudyLimits(study.budget.time, study.target, scheduler)
+
+
+def _search(study: StudyConfig, scheduler: Any) -> Any:
+    from tunepipe.engine.search import build_search
+
+    warm: list = []
+    if study.warm_start:
+        from tunepipe.engine.warm_start import warm_points
+
+        warm, said = warm_points(study, study.warm_start)
+        print(said, file=sys.stderr)
+    return build_search(study, scheduler, warm)
 
 
 def _new_tuner(
-    study: StudyConfig, loc: RunLocation, trainable: Any, scheduler: Any, progress: bool
+    study: StudyConfig,
+    loc: RunLocation,
+    trainable: Any,
+    scheduler: Any,
+    progress: bool,
+    limits: Any = None,
 ) -> Any:
     from ray import tune
 
-    from schedulers.search import ResumeFirstSearch
     from tunepipe.engine.progress import ProgressView, RuleNotice
     from tunepipe.engine.schedule import DecisionLog
     from tunepipe.engine.space import to_tune_space
@@ -242,6 +279,7 @@ def _new_tuner(
         RuleNotice(getattr(scheduler, "judge", None)),
         DecisionLog(scheduler, loc),
         *_loggers(study),
+        *([limits] if limits is not None else []),
     ]
     if progress:
         callbacks.append(
@@ -261,12 +299,13 @@ def _new_tuner(
             num_samples=study.num_samples,
             scheduler=scheduler,
             reuse_actors=True,
-            search_alg=ResumeFirstSearch(scheduler, random_state=study.seed),
+            search_alg=_search(study, scheduler),
         ),
         run_config=tune.RunConfig(
             name=study.name,
             storage_path=loc.storage,
             verbose=0,
+            stop=limits,
             callbacks=callbacks,
             checkpoint_config=tune.CheckpointConfig(
                 num_to_keep=4 if study.scheduler.kind == "pbt" else 2,  # PBT clones checkpoints
@@ -348,17 +387,27 @@ def _live_reason(scheduler: Any, trial_id: str) -> str:
 
 
 def _write_outputs(
-    study: StudyConfig, data: Any, loc: RunLocation, grid: Any, scheduler: Any, wall: float
+    study: StudyConfig,
+    data: Any,
+    loc: RunLocation,
+    grid: Any,
+    scheduler: Any,
+    wall: float,
+    limits: Any = None,
 ) -> RunOutcome:
     from tunepipe.engine import results as res
     from tunepipe.engine.schedule import decision_dict, read_decisions
 
     decisions = read_decisions(loc)  # those made before a resume survive in the run folder
     decisions.update({tid: decision_dict(rec) for tid, rec in scheduler.decisions.items()})
+    if limits is not None:  # trials a time budget left unfinished (never logged as decided)
+        decisions.update(limits.extra_decisions())
     records = res.trial_records(grid, study, decisions)
     loc.write_parquet("results.parquet", res.results_table(records, study))
     loc.write_parquet("history.parquet", res.history_table(records))
     summary = res.summary(records, study, wall)
+    if limits is not None and limits.ended_by():
+        summary["ended_by"] = limits.ended_by()
     if data is not None:
         loc.write_json("data_stats.json", data.stats())
     if summary["best_trial_id"] is not None:
@@ -372,7 +421,7 @@ def _write_outputs(
         from tunepipe.report import write_report
 
         write_report(loc.path)
-    if summary["best_trial_id"] is None:
+    if summary["best_trial_id"] is None and not summary.get("ended_by", "").startswith("time"):
         raise StudyFailed(
             f"no trial produced a finite {study.metric}; stop reasons: "
             f"{summary['stop_reasons']}. Results are in {loc.display}"

@@ -22,6 +22,8 @@ def tune_trainable(config: dict[str, Any], data: PreparedData, study: StudyConfi
         checkpoint = tune.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
         tune.report(metrics, checkpoint=checkpoint)
 
+    # A conditional setting whose condition is unmet comes as None: the study's default applies.
+    config = {k: v for k, v in config.items() if v is not None}
     run_trial(config, data, study, report, restore_from=restore_point(tune.get_checkpoint()))
 
 
