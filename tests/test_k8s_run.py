@@ -28,7 +28,13 @@ import yaml
 from conftest_cluster import private_network_problem
 
 from tunepipe.engine.auth import auth_headers, ensure_token
-from tunepipe.engine.local_cluster import LocalCluster, NodeState, _free_ports
+from tunepipe.engine.local_cluster import (
+    _HEAD_PORTS,
+    _NODE_PORTS,
+    LocalCluster,
+    NodeState,
+    _free_ports,
+)
 from tunepipe.k8s import manifests as m
 from tunepipe.k8s.render import render_study
 
@@ -133,15 +139,7 @@ class Pods:
 
     def start(self, index: int, group: dict, role: str) -> None:
         flags = kuberay_flags(group)
-        node_ports = [
-            "node-manager-port",
-            "object-manager-port",
-            "dashboard-agent-listen-port",
-            "dashboard-agent-grpc-port",
-            "runtime-env-agent-port",
-            "metrics-export-port",
-        ]
-        names = node_ports + (["port", "dashboard-port", "ray-client-server-port"] * (index == 0))
+        names = [*_NODE_PORTS, *(_HEAD_PORTS if role == "head" else ())]
         ports = dict(zip(names, _free_ports(len(names)), strict=True))
         flags.update({k: str(v) for k, v in ports.items()})
         temp_dir = f"{self.cluster.dir}/n{index}"
