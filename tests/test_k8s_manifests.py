@@ -288,9 +288,14 @@ def test_dashboards_are_the_monitoring_export(tmp_path):
     files = write_dashboards(tmp_path)
     committed = K8S / "components" / "monitoring" / "dashboards"
     assert files, "the export wrote no dashboard"
-    for path in [*files, tmp_path / "kustomization.yaml"]:
-        assert (committed / path.name).read_text() == path.read_text(), path.name
-    for path in files:
-        doc = yaml.safe_load(path.read_text())
-        assert doc["kind"] == "ConfigMap"
-        assert doc["metadata"]["labels"]["grafana_dashboard"] == "1"
+    regenerate = "stale: python -m tunepipe.k8s.dashboards"
+    assert sorted(p.name for p in committed.iterdir()) == sorted(
+        p.name for p in tmp_path.iterdir()
+    ), regenerate
+    for path in tmp_path.iterdir():
+        assert (committed / path.name).read_text() == path.read_text(), f"{path.name} {regenerate}"
+    docs = kustomize(K8S / "overlays" / "monitoring")
+    boards = [d for d in docs if d["metadata"].get("labels", {}).get("grafana_dashboard") == "1"]
+    assert {d["metadata"]["name"] for d in boards} == {p.stem for p in files}
+    assert all(d["kind"] == "ConfigMap" and d["data"] for d in boards)
+    assert not [d for d in docs if "grafana_datasource" in d["metadata"].get("labels", {})]

@@ -5,6 +5,10 @@
 writes one ConfigMap per dashboard (labelled grafana_dashboard: "1", the kube-prometheus-stack
 sidecar's convention) through `tunepipe.monitoring.grafana.export(..., configmap=True)` and a
 kustomization.yaml listing them, so no dashboard JSON is ever copied by hand.
+
+The export's datasource ConfigMap is left out: kube-prometheus-stack provisions its own default
+Prometheus datasource, a second default would make Grafana refuse to provision either, and the
+dashboards choose their Prometheus through a `datasource` variable anyway.
 """
 
 from __future__ import annotations
@@ -34,7 +38,13 @@ def write_dashboards(out_dir: Path = DEFAULT_DIR) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     for old in out_dir.glob("*.yaml"):
         old.unlink()
-    files = sorted(Path(p) for p in export(out_dir, configmap=True, namespace=None))
+    files = []
+    for path in sorted(Path(p) for p in export(out_dir, configmap=True, namespace=None)):
+        labels = yaml.safe_load(path.read_text())["metadata"].get("labels", {})
+        if labels.get("grafana_dashboard") == "1":
+            files.append(path)
+        else:
+            path.unlink()
     kustomization = {
         "apiVersion": "kustomize.config.k8s.io/v1beta1",
         "kind": "Kustomization",
