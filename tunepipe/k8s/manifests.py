@@ -199,7 +199,7 @@ def job_name(study_name: str) -> str:
 def size_workers(
     cpu_per_trial: float, gpu_per_trial: float, gpus: int | None, workers: int
 ) -> WorkerShape:
-    """The worker pod for a study's per-trial resources (see render.check_sizing for refusals).
+    """The worker pod for a study's per-trial resources (render refuses what cannot fit).
 
     GPU workers get the GPUs asked for (default: what one trial needs) and CPUs for every trial
     that fits on them; CPU workers get 4 CPUs, or more when one trial needs more.
