@@ -44,8 +44,8 @@ if schemas_dir() is None:  # said in the warnings summary too, which every pytes
     warnings.warn(schemas_missing_reason(), stacklevel=1)
 
 
-def _composed(tmp_path: Path) -> Path:
-    """A user's own overlay: gpu + every opt-in component (kustomize wants relative paths)."""
+def _composed(tmp_path: Path, overlay: str, components: list[str]) -> Path:
+    """A user's own overlay of `overlay` + `components` (kustomize wants relative paths)."""
     tmp_path.mkdir(parents=True, exist_ok=True)
     rel = Path(os.path.relpath(K8S, tmp_path))
     (tmp_path / "kustomization.yaml").write_text(
@@ -53,11 +53,8 @@ def _composed(tmp_path: Path) -> Path:
             {
                 "apiVersion": "kustomize.config.k8s.io/v1beta1",
                 "kind": "Kustomization",
-                "resources": [str(rel / "overlays" / "gpu")],
-                "components": [
-                    str(rel / "components" / "network-policy"),
-                    str(rel / "components" / "monitoring"),
-                ],
+                "resources": [str(rel / "overlays" / overlay)],
+                "components": [str(rel / "components" / c) for c in components],
             }
         )
     )
@@ -86,7 +83,9 @@ def _gpu_study(tmp_path: Path) -> Path:
 def _rendered_sets(tmp_path: Path) -> dict[str, list[dict]]:
     """Every manifest set the project ships or prints, by name."""
     sets = {f"overlay {o}": kustomize(K8S / "overlays" / o) for o in OVERLAYS}
-    sets["gpu + network-policy + monitoring"] = kustomize(_composed(tmp_path / "own"))
+    both = ["network-policy", "monitoring"]
+    sets["gpu + network-policy + monitoring"] = kustomize(_composed(tmp_path / "g", "gpu", both))
+    sets["cpu + network-policy"] = kustomize(_composed(tmp_path / "c", "cpu", ["network-policy"]))
     printed = _tp("k8s", "render", str(REPO / "examples" / "digits.yaml"))  # the CLI itself
     assert printed.returncode == 0, printed.stderr
     sets[DIGITS] = _docs(printed.stdout)
@@ -183,6 +182,8 @@ def test_the_manifests_say_what_the_issue_asks(rendered):
         assert {"port": m.METRICS_PORT, "protocol": "TCP"} in policy[role]["ingressRules"][0][
             "ports"
         ]
+    (job,) = [d for d in rendered["cpu + network-policy"] if d["kind"] == "RayJob"]
+    assert job["spec"]["rayClusterSpec"]["networkPolicy"] == policy  # the job's cluster too
     monitors = {d["metadata"]["name"] for d in composed if d["kind"] == "PodMonitor"}
     assert monitors == {"ray-head-monitor", "ray-workers-monitor"}
 
