@@ -12,6 +12,8 @@ from typing import Annotated
 
 import typer
 
+from tunepipe.k8s.cli import k8s_app
+
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
@@ -187,6 +189,7 @@ jobs_app = typer.Typer(
     no_args_is_help=True, help="Ray jobs on a cluster: list, status, logs, stop (Jobs API)."
 )
 app.add_typer(jobs_app, name="jobs")
+app.add_typer(k8s_app, name="k8s")
 
 DashboardOpt = Annotated[
     str | None,

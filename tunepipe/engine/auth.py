@@ -34,7 +34,7 @@ class TokenFileError(TunepipeError):
     """The token file is missing, empty, unreadable or readable by other users."""
 
 
-def ensure_token(path: str | os.PathLike[str] | None = None) -> Path:
+def ensure_token(path: str | os.PathLike[str] | None = None, token: str | None = None) -> Path:
     """Return the token file at `path`, creating it with a fresh random token if absent.
 
     A new file is created with mode 0600 (its parent folder 0700) atomically, so no other user can
@@ -43,6 +43,8 @@ def ensure_token(path: str | os.PathLike[str] | None = None) -> Path:
 
     Args:
         path: where the token lives; `~/.tunepipe/ray_auth_token` when None.
+        token: the token a new file gets (a cluster's own, e.g. from RAY_AUTH_TOKEN); random
+            when None.
 
     Returns:
         The absolute path of the token file.
@@ -52,8 +54,14 @@ def ensure_token(path: str | os.PathLike[str] | None = None) -> Path:
     """
     token_path = Path(path if path is not None else DEFAULT_TOKEN_PATH).expanduser().resolve()
     if not token_path.exists():
-        _create_token_file(token_path)
+        _create_token_file(token_path, token)
     check_token_file(token_path)
+    if token and read_token(token_path) != token.strip():
+        raise TokenFileError(
+            f"Ray auth token file {token_path} holds another token than RAY_AUTH_TOKEN, so this "
+            "process could not join the cluster RAY_AUTH_TOKEN belongs to. Remove the file (or "
+            "point RAY_AUTH_TOKEN_PATH elsewhere), or unset RAY_AUTH_TOKEN."
+        )
     return token_path
 
 
@@ -109,15 +117,16 @@ def auth_headers(path: str | os.PathLike[str]) -> dict[str, str]:
     return {AUTHORIZATION_HEADER_NAME: AUTHORIZATION_BEARER_PREFIX + read_token(token_path)}
 
 
-def _create_token_file(path: Path) -> None:
-    """Write a new random token to `path`: O_EXCL so a concurrent creator never gets overwritten."""
+def _create_token_file(path: Path, token: str | None = None) -> None:
+    """Write `token` (a new random one if None) to `path`: O_EXCL so a concurrent creator never
+    gets overwritten."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
         return  # another process created it first; ensure_token checks what it wrote
     with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(secrets.token_hex(_TOKEN_BYTES))
+        f.write(token or secrets.token_hex(_TOKEN_BYTES))
 
 
 def use_token_in_this_process(path: str | os.PathLike[str]) -> None:

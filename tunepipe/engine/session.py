@@ -23,8 +23,12 @@ def token_path() -> Path:
 
 
 def use_token_auth(path: Path | None = None) -> Path:
-    """Point this process (and the Ray processes it starts) at tunepipe's own 0600 token file."""
-    path = ensure_token(path or token_path())
+    """Point this process (and the Ray processes it starts) at tunepipe's own 0600 token file.
+
+    A token given in RAY_AUTH_TOKEN (KubeRay injects the cluster's from its Secret) seeds a
+    missing file, so a driver inside the cluster joins it instead of minting a token of its own.
+    """
+    path = ensure_token(path or token_path(), token=os.environ.get("RAY_AUTH_TOKEN"))
     os.environ.pop("RAY_AUTH_TOKEN", None)  # the file is the one source of the token
     if "ray" in sys.modules:  # Ray caches its mode and token at import: refresh both
         use_token_in_this_process(path)
