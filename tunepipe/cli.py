@@ -12,6 +12,8 @@ from typing import Annotated
 
 import typer
 
+from tunepipe.monitoring.cli import grafana_app, status
+
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
@@ -161,6 +163,8 @@ jobs_app = typer.Typer(
     no_args_is_help=True, help="Ray jobs on a cluster: list, status, logs, stop (Jobs API)."
 )
 app.add_typer(jobs_app, name="jobs")
+app.add_typer(grafana_app, name="grafana")
+app.command()(status)
 
 DashboardOpt = Annotated[
     str | None,
