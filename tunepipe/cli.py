@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from tunepipe.monitoring.cli import grafana_app, status
+from tunepipe.monitoring.cli import GrafanaOpt, PrometheusHostOpt, grafana_app, status, token
 
 app = typer.Typer(
     add_completion=False,
@@ -75,14 +75,18 @@ def run(
     num_samples: Annotated[int | None, typer.Option(help="override num_samples", min=1)] = None,
     seed: Annotated[int | None, typer.Option(help="override the study seed", min=0)] = None,
     shared_storage: SharedStorage = False,
+    grafana: GrafanaOpt = None,
+    prometheus: PrometheusHostOpt = None,
 ) -> None:
     """Run a study: check it, search with Ray Tune, write results, the best model and a report.
 
     Ctrl+C or SIGTERM stops it gracefully (exit 130 or 143); `tunepipe resume RUN_DIR` continues.
     """
     from tunepipe.engine.runner import run_study
+    from tunepipe.monitoring.ray_dashboard import wire_metrics
     from tunepipe.study import load_study
 
+    wire_metrics(grafana, prometheus)
     cfg = load_study(study)
     outcome = run_study(
         cfg,
@@ -165,6 +169,7 @@ jobs_app = typer.Typer(
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(grafana_app, name="grafana")
 app.command()(status)
+app.command()(token)
 
 DashboardOpt = Annotated[
     str | None,
@@ -216,6 +221,9 @@ def submit(
         ["--shared-storage"] if shared_storage else []
     )
     typer.echo(jobs.submit(study, url, token, working_dir=working_dir, run_args=args))
+    from tunepipe.monitoring.ray_dashboard import login_hint
+
+    typer.echo(login_hint(url, token), err=True)
 
 
 @jobs_app.command("list")

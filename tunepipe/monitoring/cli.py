@@ -78,3 +78,40 @@ def status(
     from tunepipe.monitoring.status import show_status
 
     show_status(run_dir, watch=watch, interval=interval)
+
+
+def token(
+    token_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--token-file",
+            help="the token file (default: TUNEPIPE_RAY_TOKEN_PATH, RAY_AUTH_TOKEN_PATH, "
+            "~/.tunepipe/ray_auth_token)",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Print the cluster's token, for the Ray dashboard's login prompt (keep it secret)."""
+    from tunepipe.monitoring.ray_dashboard import read_token_for_user
+
+    typer.echo(read_token_for_user(token_file))
+
+
+GrafanaOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--grafana",
+        envvar="RAY_GRAFANA_HOST",
+        help="Grafana for the Ray dashboard's Metrics tab (embedded Ray)",
+        show_default=False,
+    ),
+]
+PrometheusHostOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--prometheus",
+        envvar="RAY_PROMETHEUS_HOST",
+        help="Prometheus for the Ray dashboard's Metrics tab (embedded Ray)",
+        show_default=False,
+    ),
+]
