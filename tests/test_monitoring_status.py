@@ -109,3 +109,21 @@ def test_status_of_a_folder_that_is_no_run_exits_2(tmp_path):
     out = tunepipe_cli("status", str(tmp_path))
     assert out.returncode == 2 and "not a tunepipe run folder" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_jobs_status_finds_the_run_folder_from_the_job_metadata(tmp_path):
+    from tunepipe.monitoring.jobs_view import job_metadata, job_view_lines
+
+    study = StudyConfig.model_validate(study_dict(name="digits"))
+    assert job_metadata(study, []) == {}  # "runs": relative to the job's own working dir
+    assert job_metadata(study, ["--storage", "s3://b/runs/"]) == {
+        "tunepipe_run_dir": "s3://b/runs/digits"
+    }
+    meta = job_metadata(study, ["--storage", str(tmp_path)])
+    assert "not available" in job_view_lines(SimpleNamespace(metadata={}))[0]
+    missing = job_view_lines(SimpleNamespace(metadata=meta))
+    assert "not readable from here" in missing[0] and "tunepipe status" in missing[0]
+    tracker = StudyTracker("digits", "val_loss", "min", 10, 1)
+    locate(str(tmp_path), "digits").write_json(STATUS_FILE, tracker.snapshot(tracker.started))
+    lines = job_view_lines(SimpleNamespace(metadata=meta))
+    assert lines[0] == f"run folder: {tmp_path}/digits" and lines[1].startswith("study digits:")

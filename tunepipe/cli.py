@@ -237,10 +237,12 @@ def jobs_list(address: DashboardOpt = None, token_file: TokenOpt = None) -> None
 
 @jobs_app.command("status")
 def jobs_status(job: JobArg, address: DashboardOpt = None, token_file: TokenOpt = None) -> None:
-    """The job's status: PENDING, RUNNING, STOPPED, SUCCEEDED or FAILED."""
+    """The job's status (PENDING, RUNNING, STOPPED, SUCCEEDED or FAILED), then its study's view."""
     from tunepipe.engine import jobs
+    from tunepipe.monitoring.jobs_view import job_view_lines
 
-    typer.echo(jobs.job_status(job, *_cluster(address, token_file)))
+    info = jobs.job_info(job, *_cluster(address, token_file))
+    typer.echo("\n".join([str(info.status.value), *job_view_lines(info)]))
 
 
 @jobs_app.command("logs")
