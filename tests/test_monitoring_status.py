@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from types import SimpleNamespace
 
 import pytest
@@ -127,3 +128,27 @@ def test_jobs_status_finds_the_run_folder_from_the_job_metadata(tmp_path):
     locate(str(tmp_path), "digits").write_json(STATUS_FILE, tracker.snapshot(tracker.started))
     lines = job_view_lines(SimpleNamespace(metadata=meta))
     assert lines[0] == f"run folder: {tmp_path}/digits" and lines[1].startswith("study digits:")
+
+
+def test_wire_metrics_sets_what_rays_dashboard_reads(monkeypatch):
+    from tunepipe.errors import TunepipeError
+    from tunepipe.monitoring.ray_dashboard import login_hint, wire_metrics
+
+    for name in ("RAY_GRAFANA_HOST", "RAY_GRAFANA_IFRAME_HOST", "RAY_PROMETHEUS_HOST"):
+        monkeypatch.delenv(name, raising=False)
+    wire_metrics("http://grafana:3000/", "http://prom:9090")
+    assert os.environ["RAY_GRAFANA_HOST"] == "http://grafana:3000"
+    assert os.environ["RAY_GRAFANA_IFRAME_HOST"] == "http://grafana:3000"
+    assert os.environ["RAY_PROMETHEUS_HOST"] == "http://prom:9090"
+    with pytest.raises(TunepipeError, match="--prometheus 'prom:9090' is not a URL"):
+        wire_metrics(None, "prom:9090")
+    hint = login_hint("http://127.0.0.1:8265")
+    assert "http://127.0.0.1:8265" in hint and "`tunepipe token`" in hint
+
+
+def test_token_command_prints_the_token_only_when_asked(tmp_path):
+    from tunepipe.engine.auth import ensure_token
+
+    path = ensure_token(tmp_path / "tok")
+    out = tunepipe_cli("token", "--token-file", str(path))
+    assert out.returncode == 0 and out.stdout.strip() == path.read_text().strip()
