@@ -115,3 +115,16 @@ def test_cli_export(tmp_path):
     assert len(result.stdout.split()) == 5 and (tmp_path / "g/tunepipe-datasource.yaml").exists()
     bad = tunepipe_cli("grafana", "export", str(tmp_path / "h"), "--namespace", "x")
     assert bad.returncode == 2 and "error: " in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_docs_name_every_metric_and_panel():
+    from conftest import REPO
+
+    from tunepipe.monitoring.dashboards import study_panels
+
+    docs = (REPO / "docs" / "monitoring.md").read_text()
+    for metric in names.ALL_METRICS:
+        row = next((line for line in docs.splitlines() if f"`{metric.prom_name}`" in line), "")
+        assert all(f"`{label}`" in row for label in metric.labels), metric.prom_name
+    for panel in study_panels():
+        assert f"| {panel.title} | {panel.question} | `{panel.expr}` |" in docs, panel.title
