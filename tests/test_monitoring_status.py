@@ -10,9 +10,9 @@ import pytest
 from conftest import study_dict, tunepipe_cli
 
 from tunepipe.config import StudyConfig
-from tunepipe.monitoring.metrics import STATUS_FILE, StudyMonitor
+from tunepipe.monitoring.metrics import StudyMonitor
 from tunepipe.monitoring.status import remaining_epochs, status_lines
-from tunepipe.monitoring.tracker import StudyTracker
+from tunepipe.monitoring.tracker import STATUS_FILE, StudyTracker
 from tunepipe.storage import locate
 
 
@@ -152,3 +152,22 @@ def test_token_command_prints_the_token_only_when_asked(tmp_path):
     path = ensure_token(tmp_path / "tok")
     out = tunepipe_cli("token", "--token-file", str(path))
     assert out.returncode == 0 and out.stdout.strip() == path.read_text().strip()
+
+
+def test_after_a_resume_ended_trials_keep_their_logged_reasons(tmp_path):
+    import pickle
+
+    study = StudyConfig.model_validate(study_dict())
+    loc = locate(str(tmp_path), study.name)
+    loc.write_json("decisions.json", {"b": {"reason": "overfitting"}})
+    monitor = StudyMonitor(study, loc, n_trials=3, reasons=lambda tid: "pruned")
+    restored = pickle.loads(pickle.dumps(monitor))  # as Tune restores it from tuner.pkl
+    assert restored.reasons is None
+    restored.metrics = False
+    done = _trial("a", "TERMINATED", {"epoch": 3, "stop_reason": "diverged"})
+    trials = [done, _trial("b", "TERMINATED", {"epoch": 2}), _trial("c", "RUNNING")]
+    restored.on_step_end(1, trials)
+    snap = json.loads((tmp_path / study.name / STATUS_FILE).read_text())
+    assert snap["stop_reasons"] == {"diverged": 1, "overfitting": 1}
+    assert snap["states"]["TERMINATED"] == 2 and snap["states"]["RUNNING"] == 1
+    assert remaining_epochs(snap) == 3  # c: all 3 epochs of fifo's budget; a and b ended

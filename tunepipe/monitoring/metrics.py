@@ -14,9 +14,8 @@ from ray.tune import Callback
 
 from schedulers.reasons import STOP_REASONS
 from tunepipe.monitoring import names
-from tunepipe.monitoring.tracker import LIVE_STATES, StudyTracker
+from tunepipe.monitoring.tracker import LIVE_STATES, STATUS_FILE, StudyTracker
 
-STATUS_FILE = "status.json"
 WRITE_EVERY_S = {True: 2.0, False: 15.0}  # status.json: local folder, remote URI
 
 
@@ -32,6 +31,7 @@ class StudyMonitor(Callback):
         self.loc, self.reasons, self.metrics = loc, reasons, metrics
         self._gauges: dict[str, Any] | None = None
         self._written = 0.0
+        self._logged: dict[str, dict] | None = None  # decisions.json, read once after a resume
 
     def __getstate__(self) -> dict:
         # Tune pickles its callbacks into tuner.pkl; gauges and the engine's lookup stay behind.
@@ -50,16 +50,13 @@ class StudyMonitor(Callback):
         self.tracker.on_result(trial.trial_id, trial.config, result, time.time())
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        reported = (trial.last_result or {}).get("stop_reason")
-        if reported not in STOP_REASONS:
-            reported = self.reasons(trial.trial_id) if self.reasons else "completed"
-        self.tracker.on_end(trial.trial_id, reported)
+        self.tracker.on_end(trial.trial_id, self._reason(trial))
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.tracker.on_end(trial.trial_id, "error")
 
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
-        self.tracker.on_states({t.trial_id: t.status for t in trials})
+        self._sync(trials)
         now = time.time()
         if self.metrics:
             self._export(now)
@@ -67,12 +64,35 @@ class StudyMonitor(Callback):
             self._write(now)
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
-        self.tracker.on_states({t.trial_id: t.status for t in trials})
+        self._sync(trials)
         self.tracker.finished = True
         now = time.time()
         if self.metrics:
             self._export(now)
         self._write(now)
+
+    def _sync(self, trials: list) -> None:
+        """Tune's states; a trial that ended before a resume gets its reason here."""
+        for t in trials:
+            view = self.tracker.trials.get(t.trial_id)
+            if t.status in ("TERMINATED", "ERROR") and (view is None or view.reason is None):
+                self.tracker.on_end(t.trial_id, "error" if t.status == "ERROR" else self._reason(t))
+        self.tracker.on_states({t.trial_id: t.status for t in trials})
+
+    def _reason(self, trial: Any) -> str:
+        """The trial's own stop_reason, else the scheduler's decision (this run's, or one logged
+        in decisions.json before a resume), else "completed"."""
+        reported = (trial.last_result or {}).get("stop_reason")
+        if reported in STOP_REASONS:
+            return reported
+        if self.reasons is not None:
+            return self.reasons(trial.trial_id)
+        if self._logged is None:
+            from tunepipe.engine.schedule import read_decisions
+
+            self._logged = read_decisions(self.loc)
+        reason = self._logged.get(trial.trial_id, {}).get("reason")
+        return reason if reason in STOP_REASONS else "completed"
 
     def _write(self, now: float) -> None:
         self._written = now

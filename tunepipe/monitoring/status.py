@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 from tunepipe.errors import RunDirError
-from tunepipe.monitoring.metrics import STATUS_FILE
+from tunepipe.monitoring.tracker import LIVE_STATES, STATUS_FILE
 
 STALE_S = 120.0  # a running study rewrites status.json every few seconds
 
@@ -38,7 +38,7 @@ def remaining_epochs(snap: dict[str, Any]) -> int:
     yet started in full. An upper bound: the scheduler stops most trials early."""
     budget = int(snap["max_epochs"])
     trials = snap["trials"].values()
-    left = sum(max(0, budget - t["epochs"]) for t in trials if t["reason"] is None)
+    left = sum(max(0, budget - t["epochs"]) for t in trials if t["state"] in LIVE_STATES)
     return left + max(0, int(snap["n_trials"]) - len(snap["trials"])) * budget
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from schedulers.reasons import STOP_REASONS
 
+STATUS_FILE = "status.json"  # in the run folder; `tunepipe status` reads it
 RATE_WINDOW_S = 60.0  # epochs per second are counted over the last minute
 LIVE_STATES = ("PENDING", "RUNNING", "PAUSED")
 
