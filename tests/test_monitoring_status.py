@@ -98,6 +98,8 @@ def test_monitor_with_metrics_off_writes_status_and_no_gauges(tmp_path):
     monitor.on_experiment_end([a, b])
     out = tunepipe_cli("status", str(tmp_path / study.name))
     assert out.returncode == 0 and "finished" in out.stdout and "pruned 1" in out.stdout
+    watched = tunepipe_cli("status", str(tmp_path / study.name), "--watch")  # ends: finished
+    assert watched.returncode == 0 and "finished" in watched.stdout
 
 
 def test_monitoring_section_is_validated():

@@ -162,8 +162,13 @@ def push(
 
 
 def _api(url: str, token: str | None, user: str | None, password: str | None) -> Any:
-    from grafana_client import GrafanaApi
-
+    try:
+        from grafana_client import GrafanaApi
+    except ImportError:
+        raise GrafanaError(
+            "`tunepipe grafana push` needs the grafana-client package: "
+            "pip install 'tunepipe[grafana]' (see docs/monitoring.md)"
+        ) from None
     if token and user:
         raise GrafanaError("give either --token or --user, not both")
     if user and password is None:
