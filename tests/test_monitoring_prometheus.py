@@ -164,6 +164,9 @@ def test_study_metrics_reach_prometheus(slow_study, tmp_path, httpserver):
         out, _ = run.communicate(timeout=max(1, DEADLINE_S - (time.monotonic() - t0)))
         assert run.returncode == 0, (tmp_path / "run.err").read_text()[-3000:]
         _check_last_values_are_history(prom_port, run_dir)
+        # beside Ray's own dashboards, for the Grafana Ray's session grafana.ini provisions
+        boards = ray_tmp / "ray" / "session_latest" / "metrics" / "grafana" / "dashboards"
+        assert (boards / "tunepipe-study.json").is_file() and len(list(boards.iterdir())) > 1
     finally:
         if run.poll() is None:
             run.send_signal(signal.SIGINT)
