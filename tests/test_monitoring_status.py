@@ -173,3 +173,13 @@ def test_after_a_resume_ended_trials_keep_their_logged_reasons(tmp_path):
     assert snap["stop_reasons"] == {"diverged": 1, "overfitting": 1}
     assert snap["states"]["TERMINATED"] == 2 and snap["states"]["RUNNING"] == 1
     assert remaining_epochs(snap) == 3  # c: all 3 epochs of fifo's budget; a and b ended
+
+
+def test_a_status_write_failure_warns_once_and_the_study_goes_on(tmp_path, capsys):
+    study = StudyConfig.model_validate(study_dict())
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    monitor = StudyMonitor(study, locate(str(blocker), study.name), n_trials=1, metrics=False)
+    monitor.on_step_end(1, [_trial("a", "RUNNING")])
+    monitor.on_experiment_end([_trial("a", "TERMINATED")])
+    assert capsys.readouterr().err.count("cannot write status.json") == 1

@@ -7,6 +7,7 @@ set again at every step of Tune's loop, not only when its value changes.
 
 from __future__ import annotations
 
+import sys
 import time
 from typing import Any
 
@@ -32,6 +33,7 @@ class StudyMonitor(Callback):
         self._gauges: dict[str, Any] | None = None
         self._written = 0.0
         self._logged: dict[str, dict] | None = None  # decisions.json, read once after a resume
+        self._warned = False
 
     def __getstate__(self) -> dict:
         # Tune pickles its callbacks into tuner.pkl; gauges and the engine's lookup stay behind.
@@ -95,8 +97,17 @@ class StudyMonitor(Callback):
         return reason if reason in STOP_REASONS else "completed"
 
     def _write(self, now: float) -> None:
+        """status.json; a storage hiccup costs the live view an update, not the study itself."""
         self._written = now
-        self.loc.write_json(STATUS_FILE, self.tracker.snapshot(now))
+        try:
+            self.loc.write_json(STATUS_FILE, self.tracker.snapshot(now))
+        except OSError as e:
+            if not self._warned:
+                self._warned = True
+                print(
+                    f"warning: cannot write {STATUS_FILE} ({e}); `tunepipe status` lags",
+                    file=sys.stderr,
+                )
 
     def _export(self, now: float) -> None:
         gauges = self._gauges or self._make_gauges()
@@ -136,8 +147,6 @@ def study_monitor(study: Any, loc: Any, n_trials: int, reasons: Any) -> StudyMon
 def announce_dashboard() -> None:
     """Say where the Ray dashboard is and how to log in (Ray's own line is silenced), and put the
     study dashboard beside Ray's Grafana dashboards in the session folder."""
-    import sys
-
     from tunepipe.monitoring.ray_dashboard import (
         dashboard_url,
         install_study_dashboard,
@@ -148,4 +157,7 @@ def announce_dashboard() -> None:
     url = dashboard_url()
     if url:
         print(login_hint(url), file=sys.stderr, flush=True)
-    install_study_dashboard(session_dir())
+    try:
+        install_study_dashboard(session_dir())
+    except OSError as e:  # a read-only session folder: only the provisioned copy is missing
+        print(f"warning: study dashboard not added to Ray's session folder: {e}", file=sys.stderr)
