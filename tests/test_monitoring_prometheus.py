@@ -5,7 +5,9 @@ shortened; Prometheus finds Ray's metrics ports through the service-discovery fi
 its session folder. While the study runs, every query of the tunepipe dashboard must return a
 series and `tunepipe status` must advance; afterwards each trial's last scraped val_loss must be
 one of its rows in history.parquet. The same run checks --grafana/--prometheus reach Ray's
-dashboard (its Grafana and Prometheus health endpoints), with a loopback stand-in for Grafana.
+dashboard (its Grafana and Prometheus health endpoints), with a loopback stand-in for Grafana,
+and that `tunepipe jobs status` shows the study's view for a job whose metadata names the run
+folder (the embedded Ray's dashboard serves the Jobs API).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -145,7 +148,8 @@ def test_study_metrics_reach_prometheus(slow_study, tmp_path, httpserver):
     ]
     answered: dict[str, int] = {}
     seen_epochs: list[int] = []
-    health: dict[str, dict] = {}
+    health: dict[str, Any] = {}
+    job_view = None
     try:
         t0 = time.monotonic()
         while run.poll() is None and time.monotonic() - t0 < DEADLINE_S:
@@ -161,6 +165,8 @@ def test_study_metrics_reach_prometheus(slow_study, tmp_path, httpserver):
                         seen_epochs.append(n)
             if not health:
                 health = _ray_dashboard_health(tmp_path / "run.err")
+            elif job_view is None and (run_dir / "status.json").exists():
+                job_view = _jobs_status_view(health["url"], run_dir)
         out, _ = run.communicate(timeout=max(1, DEADLINE_S - (time.monotonic() - t0)))
         assert run.returncode == 0, (tmp_path / "run.err").read_text()[-3000:]
         _check_last_values_are_history(prom_port, run_dir)
@@ -181,11 +187,26 @@ def test_study_metrics_reach_prometheus(slow_study, tmp_path, httpserver):
     assert health["grafana"]["data"]["grafanaHost"] == httpserver.url_for("").rstrip("/")
     assert health["prometheus"]["result"] is True, health
     assert "Ray dashboard: http://" in (tmp_path / "run.err").read_text()
+    assert job_view is not None and job_view.returncode == 0, job_view
+    first, *view = job_view.stdout.splitlines()
+    assert first in {"PENDING", "RUNNING", "SUCCEEDED"}
+    assert view[0] == f"run folder: {run_dir}" and view[1].startswith(f"study {STUDY}: ")
     final = tunepipe_cli("status", str(run_dir))
     assert final.returncode == 0 and "finished" in final.stdout, final.stdout
 
 
-def _ray_dashboard_health(err_file: Path) -> dict[str, dict]:
+def _jobs_status_view(url: str, run_dir: Path) -> subprocess.CompletedProcess:
+    """`tunepipe jobs status` of a job whose metadata names the run folder, as `submit` records
+    it: the embedded Ray's dashboard serves the Jobs API too."""
+    from tunepipe.engine import jobs
+    from tunepipe.engine.session import token_path
+    from tunepipe.monitoring.jobs_view import RUN_DIR_KEY
+
+    job = jobs.submit_entrypoint("true", url, token_path(), metadata={RUN_DIR_KEY: str(run_dir)})
+    return tunepipe_cli("jobs", "status", job, "--address", url, "--token-file", str(token_path()))
+
+
+def _ray_dashboard_health(err_file: Path) -> dict[str, Any]:
     """The Ray dashboard's own view of its Grafana and Prometheus, once it prints its address."""
     from tunepipe.engine.auth import auth_headers
     from tunepipe.engine.session import token_path
@@ -196,6 +217,7 @@ def _ray_dashboard_health(err_file: Path) -> dict[str, dict]:
     headers = auth_headers(token_path())
     url = found.group(1)
     return {
+        "url": url,
         "grafana": _get_json(f"{url}/api/grafana_health", headers),
         "prometheus": _get_json(f"{url}/api/prometheus_health", headers),
     }
