@@ -21,9 +21,12 @@ except ImportError:  # run from a source checkout without `pip install -e .`
 
 from tunepipe.engine.auth import TokenFileError
 from tunepipe.engine.local_cluster import ClusterError, LocalCluster
+from tunepipe.errors import TunepipeError
+from tunepipe.monitoring.ray_dashboard import wire_metrics
 
 
 def _start(args: argparse.Namespace) -> None:
+    wire_metrics(args.grafana, args.prometheus)  # the head's dashboard inherits them
     cluster = LocalCluster(
         args.dir,
         workers=args.workers,
@@ -78,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
         help="auth token file (default ~/.tunepipe/ray_auth_token, created 0600)",
     )
     start.add_argument("--timeout", type=float, default=90, help="seconds to wait for all nodes")
+    for flag, env in (("--grafana", "RAY_GRAFANA_HOST"), ("--prometheus", "RAY_PROMETHEUS_HOST")):
+        start.add_argument(flag, default=None, help=f"the dashboard's Metrics tab (or {env})")
     sub.add_parser("status", help="show the nodes of the cluster in --dir")
     stop = sub.add_parser("stop", help="stop every process of the cluster in --dir")
     stop.add_argument(
@@ -92,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         {"start": _start, "status": _status, "stop": _stop}[args.command](args)
-    except (ClusterError, TokenFileError) as e:
+    except (ClusterError, TokenFileError, TunepipeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0

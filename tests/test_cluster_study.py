@@ -58,10 +58,11 @@ def test_submitted_study_succeeds_with_a_local_runs_schema(local_cluster, tmp_pa
         time.sleep(2)
         out = tp(local_cluster, "jobs", "status", job_id)
         outputs.append(out.stdout + out.stderr)
-        status = out.stdout.strip()
+        status = (out.stdout.split() or [""])[0]  # then the study's view (monitoring)
     logs = tp(local_cluster, "jobs", "logs", job_id)
     outputs.append(logs.stdout + logs.stderr)
     assert status == "SUCCEEDED", logs.stdout[-3000:]
+    assert any(f"run folder: {runs}/slow" in o and "study slow: finished" in o for o in outputs)
     assert "best trial" in logs.stdout and "results:" in logs.stdout  # rich wraps long paths
     listed = tp(local_cluster, "jobs", "list")
     outputs.append(listed.stdout + listed.stderr)

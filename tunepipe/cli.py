@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from tunepipe.k8s.cli import k8s_app
+from tunepipe.monitoring.cli import GrafanaOpt, PrometheusHostOpt, grafana_app, status, token
 
 app = typer.Typer(
     add_completion=False,
@@ -75,14 +76,18 @@ def run(
     num_samples: Annotated[int | None, typer.Option(help="override num_samples", min=1)] = None,
     seed: Annotated[int | None, typer.Option(help="override the study seed", min=0)] = None,
     shared_storage: SharedStorage = False,
+    grafana: GrafanaOpt = None,
+    prometheus: PrometheusHostOpt = None,
 ) -> None:
     """Run a study: check it, search with Ray Tune, write results, the best model and a report.
 
     Ctrl+C or SIGTERM stops it gracefully (exit 130 or 143); `tunepipe resume RUN_DIR` continues.
     """
     from tunepipe.engine.runner import run_study
+    from tunepipe.monitoring.ray_dashboard import wire_metrics
     from tunepipe.study import load_study
 
+    wire_metrics(grafana, prometheus)
     cfg = load_study(study)
     outcome = run_study(
         cfg,
@@ -190,6 +195,9 @@ jobs_app = typer.Typer(
 )
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(k8s_app, name="k8s")
+app.add_typer(grafana_app, name="grafana")
+app.command()(status)
+app.command()(token)
 
 DashboardOpt = Annotated[
     str | None,
@@ -241,6 +249,9 @@ def submit(
         ["--shared-storage"] if shared_storage else []
     )
     typer.echo(jobs.submit(study, url, token, working_dir=working_dir, run_args=args))
+    from tunepipe.monitoring.ray_dashboard import login_hint
+
+    typer.echo(login_hint(url, token), err=True)
 
 
 @jobs_app.command("list")
@@ -254,10 +265,12 @@ def jobs_list(address: DashboardOpt = None, token_file: TokenOpt = None) -> None
 
 @jobs_app.command("status")
 def jobs_status(job: JobArg, address: DashboardOpt = None, token_file: TokenOpt = None) -> None:
-    """The job's status: PENDING, RUNNING, STOPPED, SUCCEEDED or FAILED."""
+    """The job's status (PENDING, RUNNING, STOPPED, SUCCEEDED or FAILED), then its study's view."""
     from tunepipe.engine import jobs
+    from tunepipe.monitoring.jobs_view import job_view_lines
 
-    typer.echo(jobs.job_status(job, *_cluster(address, token_file)))
+    info = jobs.job_info(job, *_cluster(address, token_file))
+    typer.echo("\n".join([str(info.status.value), *job_view_lines(info)]))
 
 
 @jobs_app.command("logs")

@@ -10,6 +10,7 @@ from tunepipe.config.common import IMPORT_PATH, Strict
 from tunepipe.config.data import DataConfig
 from tunepipe.config.domains import Domain
 from tunepipe.config.model import ModelConfig
+from tunepipe.config.monitoring import MonitoringConfig
 from tunepipe.config.search import BudgetConfig, SearchConfig, Target
 from tunepipe.config.training import (
     MetricNames,
@@ -61,6 +62,7 @@ class StudyConfig(Strict):
     metric: str = "val_loss"
     mode: Literal["min", "max"] = "min"
     playbook: PlaybookConfig = Field(default_factory=PlaybookConfig)
+    monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
 
     @field_validator("trainable")
     @classmethod

@@ -78,6 +78,7 @@ def submit_entrypoint(
     token_path: str | os.PathLike[str],
     working_dir: str | os.PathLike[str] | None = None,
     runtime_env: dict[str, Any] | None = None,
+    metadata: dict[str, str] | None = None,
 ) -> str:
     """Submit a shell command as a Ray job; `working_dir` is uploaded and becomes its cwd."""
     env = dict(runtime_env or {})
@@ -87,7 +88,9 @@ def submit_entrypoint(
     return _request(
         "Submitting the job",
         address,
-        lambda: client.submit_job(entrypoint=entrypoint, runtime_env=env or None),
+        lambda: client.submit_job(
+            entrypoint=entrypoint, runtime_env=env or None, metadata=metadata
+        ),
     )
 
 
@@ -121,8 +124,15 @@ def submit(
         ["tunepipe", "run", shlex.quote(str(study.relative_to(folder)))]
         + [shlex.quote(a) for a in run_args]
     )
+    from tunepipe.monitoring.jobs_view import job_metadata
+
     return submit_entrypoint(
-        entrypoint, address, token_path, working_dir=folder, runtime_env=runtime_env
+        entrypoint,
+        address,
+        token_path,
+        working_dir=folder,
+        runtime_env=runtime_env,
+        metadata=job_metadata(cfg, list(run_args)),  # where `jobs status` finds the run folder
     )
 
 
@@ -164,6 +174,12 @@ def job_status(job_id: str, address: str, token_path: str | os.PathLike[str]) ->
     """The job's status name: PENDING, RUNNING, STOPPED, SUCCEEDED or FAILED."""
     client = _client(address, token_path)
     return str(_request(f"Job {job_id}", address, lambda: client.get_job_status(job_id)).value)
+
+
+def job_info(job_id: str, address: str, token_path: str | os.PathLike[str]) -> Any:
+    """Ray's JobDetails of the job: status, entrypoint, metadata, times."""
+    client = _client(address, token_path)
+    return _request(f"Job {job_id}", address, lambda: client.get_job_info(job_id))
 
 
 def stop_job(job_id: str, address: str, token_path: str | os.PathLike[str]) -> bool:

@@ -274,12 +274,15 @@ def _new_tuner(
     from tunepipe.engine.progress import ProgressView, RuleNotice
     from tunepipe.engine.schedule import DecisionLog
     from tunepipe.engine.space import to_tune_space
+    from tunepipe.monitoring.metrics import study_monitor
 
     callbacks = [
         RuleNotice(getattr(scheduler, "judge", None)),
         DecisionLog(scheduler, loc),
         *_loggers(study),
         *([limits] if limits is not None else []),
+        # Prometheus gauges (monitoring.metrics) and status.json for `tunepipe status`
+        study_monitor(study, loc, _n_trials(study), lambda tid: _live_reason(scheduler, tid)),
     ]
     if progress:
         callbacks.append(
