@@ -231,6 +231,14 @@ def test_render_refuses_what_the_cluster_could_not_run(tmp_path):
     with pytest.raises(RenderError, match="code_dir 'code' is a folder on this machine"):
         render_study(local)
     del study["code_dir"]
+    study["search"], study["warm_start"] = {"kind": "tpe"}, "runs/earlier"
+    local.write_text(yaml.safe_dump(study))
+    with pytest.raises(RenderError, match="warm_start 'runs/earlier' is a run folder"):
+        render_study(local)
+    study["warm_start"] = f"{m.SHARED_MOUNT}/runs/earlier"
+    local.write_text(yaml.safe_dump(study))
+    assert "kind: RayJob" in render_study(local)
+    del study["warm_start"], study["search"]
     study["resources"] = {"cpu": 1, "gpu": 2}
     local.write_text(yaml.safe_dump(study))
     with pytest.raises(RenderError, match="--gpus 2 or more"):

@@ -81,6 +81,13 @@ def _unreachable_files(study: StudyConfig, study_path: Path) -> list[str]:
             "code into the image (cluster/Dockerfile) and drop code_dir, or use `tunepipe submit`"
             ", which uploads it"
         )
+    warm = study.warm_start
+    if warm and "://" not in warm and not warm.startswith(m.SHARED_MOUNT + "/"):
+        found.append(
+            f"{study_path}: warm_start {warm!r} is a run folder on this machine, which the "
+            f"cluster's pods cannot read; give its path on the shared volume ({m.SHARED_MOUNT}/"
+            "runs/...) or a URI every node opens"
+        )
     return found
 
 
