@@ -158,8 +158,8 @@ def test_plateau_decays_lr_and_continues_from_checkpoint(ray_session, tmp_path):
     assert rows[0]["lr_decays"] >= 1
     assert rows[0]["stop_reason"] == "plateau"
     assert rows[0]["config.lr"] == pytest.approx(1e-6)  # the sampled rate, not the decayed one
-    # The search had no new trial left when it paused: schedulers.search kept its actor, so it
-    # resumed in the same worker process instead of a freshly started one.
+    # The search had no new trial left when it paused: tunepipe_schedulers.search kept its actor,
+    # so it resumed in the same worker process instead of a freshly started one.
     assert len(worker_pids(run_dir)) == 1
 
 

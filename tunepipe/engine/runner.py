@@ -223,10 +223,10 @@ def _new_tuner(
 ) -> Any:
     from ray import tune
 
-    from schedulers.search import ResumeFirstSearch
     from tunepipe.engine.progress import ProgressView, RuleNotice
     from tunepipe.engine.schedule import DecisionLog
     from tunepipe.engine.space import to_tune_space
+    from tunepipe_schedulers.search import ResumeFirstSearch
 
     callbacks = [
         RuleNotice(getattr(scheduler, "judge", None)),
