@@ -31,3 +31,34 @@ def test_old_schedulers_name_is_the_same_modules():
     assert old.StopReason.DIVERGED is new.StopReason.DIVERGED
     with pytest.raises(ModuleNotFoundError):
         import schedulers.no_such_module  # noqa: F401
+
+
+def test_the_package_version_is_the_distributions():
+    # run.json and the report header show tunepipe.__version__: it must be the released one.
+    import tunepipe
+
+    line = re.search(r'^version = "(.+)"$', (REPO / "pyproject.toml").read_text(), re.M)
+    assert tunepipe.__version__ == line.group(1)
+
+
+def test_versions_name_tunepipe_ray_torch_and_python_without_importing_them():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from tunepipe.versions import versions; v = versions(); "
+        "assert 'ray' not in sys.modules and 'torch' not in sys.modules, 'imported'; print(v)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True
+    ).stdout
+    found = ast.literal_eval(out)
+    import platform
+    from importlib import metadata
+
+    assert found == {
+        "tunepipe": found["tunepipe"],
+        "ray": metadata.version("ray"),
+        "torch": metadata.version("torch"),
+        "python": platform.python_version(),
+    }

@@ -400,4 +400,5 @@ def test_section_ids_are_the_documented_ones() -> None:
         "sanity",
         "diagnostics",
         "trials",
+        "playbook",
     )

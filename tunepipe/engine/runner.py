@@ -19,6 +19,7 @@ from tunepipe.engine.interrupt import Interrupted, graceful_signals
 from tunepipe.errors import RunDirError, StudyFailed
 from tunepipe.playbook.stage import sanity_stage
 from tunepipe.storage import RunLocation, check_storage_reaches_every_node, locate
+from tunepipe.versions import versions
 
 TUNER_STATE = "tuner.pkl"  # Ray Tune's record of how the Tuner was built; restore needs it
 
@@ -30,7 +31,8 @@ class RunOutcome:
 
 
 STUDY_FILE = "study.yaml"  # written first: it is what makes a folder a (resumable) study
-RUN_FILE = "run.json"  # where the study came from, so resume finds relative data and code
+# Where the study came from (so resume finds relative data and code) and the versions it ran with.
+RUN_FILE = "run.json"
 
 
 def run_study(
@@ -75,7 +77,7 @@ def run_study(
     study = _sanity(study, data, loc, progress)
     # Written before the search, not after: a study killed midway must be resumable.
     loc.write_text(STUDY_FILE, yaml.safe_dump(study.model_dump(mode="json"), sort_keys=False))
-    loc.write_json(RUN_FILE, {"study_dir": str(study_dir)})
+    loc.write_json(RUN_FILE, {"study_dir": str(study_dir), "versions": versions()})
     grid, scheduler = _fit(study, data, loc, progress)
     return _write_outputs(study, data, loc, grid, scheduler, time.monotonic() - t0)
 
