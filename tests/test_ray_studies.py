@@ -11,6 +11,7 @@ import pytest
 
 from tests.conftest import study_dict
 from tunepipe.engine.runner import run_study
+from tunepipe.errors import RunDirError
 from tunepipe.study import parse_study
 
 pytestmark = pytest.mark.ray
@@ -77,7 +78,7 @@ def test_four_trial_study_end_to_end(ray_session, tmp_path):
     assert (model.predict(feats) == labels).mean() > 0.8
     assert (run_dir / "report.html").is_file()
     assert not list(run_dir.glob("*/events.out.tfevents*"))  # TensorBoard files only on request
-    with pytest.raises(Exception, match="already holds a study"):
+    with pytest.raises(RunDirError, match="already holds a study"):
         run_study(parse_study(study_dict(name="four")), storage=str(tmp_path), progress=False)
 
 

@@ -16,8 +16,6 @@ from tunepipe_schedulers.ray_pbt import PlaybookPBT
 from tunepipe_schedulers.reasons import StopReason
 from tunepipe_schedulers.rules import PlateauRule
 
-pytest.importorskip("ray.tune")
-
 
 class FakeTrial:
     """What the schedulers read and write on a Ray Trial."""

@@ -187,6 +187,7 @@ def _fit(
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     from ray import tune
 
+    from tunepipe.engine.ray_private import restored_scheduler
     from tunepipe.engine.schedule import build_scheduler
     from tunepipe.engine.session import trial_actors_on_prestarted_workers
 
@@ -200,7 +201,7 @@ def _fit(
             restart_errored=False,
         )
         # The scheduler (and the progress view reading it) come back from Tune's tuner.pkl.
-        scheduler = tuner._local_tuner._tune_config.scheduler  # no public accessor in 2.60
+        scheduler = restored_scheduler(tuner)
     else:
         scheduler = build_scheduler(study, data)
         tuner = _new_tuner(study, loc, trainable, scheduler, progress)
