@@ -146,10 +146,18 @@ def test_the_docs_hold_yaml_snippets() -> None:
 
 
 def _table_fields(page: str, heading: str) -> set[str]:
-    """The `field` names in the first column of the table after a line starting with `heading`."""
+    """The `field` names in the first column of the first table after a line starting `heading`."""
     text = (REPO / "docs" / page).read_text(encoding="utf-8").split("\n" + heading, 1)[1]
-    table = text.split("\n\n", 2)[1]
-    return set(re.findall(r"^\| `([\w.]+)` \|", table, re.M))
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("|"))
+    end = next((i for i in range(start, len(lines)) if not lines[i].startswith("|")), len(lines))
+    return set(re.findall(r"^\| `([\w.]+)` \|", "\n".join(lines[start:end]), re.M))
+
+
+def test_the_data_table_in_study_file_md_is_the_models_fields() -> None:
+    from tunepipe.config import DataConfig
+
+    assert _table_fields("study-file.md", "## data") == set(DataConfig.model_fields)
 
 
 def test_the_field_tables_in_schedulers_md_are_the_models_fields() -> None:
