@@ -4,8 +4,8 @@ leaves the repository, every rule id has its page, README lists each page once a
 How snippets are read (the convention is also in docs/README.md, for authors of new pages):
 
 * A ```yaml block is a study, or the top of one: it is laid over a small base study (a name, the
-  built-in digits data, an MLP) and must pass `tunepipe validate`'s checks. A block that names
-  `trainable:` replaces the base's data and model.
+  built-in digits data, an MLP, a loguniform lr) and must pass `tunepipe validate`'s checks. A block
+  that names `trainable:` replaces the base's data and model.
 * `<!-- snippet: under KEY -->` on the line before the fence: the block is the content of KEY
   (dotted for deeper keys, e.g. `search_space` or `scheduler`), then laid over the base study.
 * `<!-- snippet: outline -->`: a sketch with placeholders (`{...}`): only its top-level keys are
@@ -35,6 +35,7 @@ BASE = {
     "name": "docs-snippet",
     "data": {"source": "digits", "label": "label"},
     "model": {"kind": "mlp"},
+    "search_space": {"lr": {"type": "loguniform", "low": 1.0e-4, "high": 1.0e-1}},
 }
 MARKER = re.compile(r"<!--\s*snippet:\s*(.*?)\s*-->")
 FENCE = re.compile(r"^```(yaml|yml)\s*$")

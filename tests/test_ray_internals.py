@@ -13,7 +13,7 @@ import pytest
 from ray.tune.schedulers import AsyncHyperBandScheduler, PopulationBasedTraining
 from ray.tune.schedulers.async_hyperband import _Bracket
 
-from tunepipe.engine.ray_private import restored_scheduler, tune_default_env_vars
+from tunepipe.engine.ray_private import restored_scheduler, restored_stop, tune_default_env_vars
 from tunepipe_schedulers.cutoffs import SortedRung
 from tunepipe_schedulers.judge import PlaybookJudge
 from tunepipe_schedulers.ray_asha import PlaybookASHA
@@ -39,16 +39,20 @@ def test_tune_default_env_vars_is_the_dict_tune_gives_trial_actors() -> None:
 def test_restored_scheduler_reads_the_scheduler_tune_runs_with(tmp_path) -> None:
     # engine/runner.py: `Tuner.restore` takes no scheduler and Ray has no accessor for it.
     from ray import tune
+    from ray.tune.stopper import MaximumIterationStopper
 
-    scheduler = PlaybookASHA()
+    scheduler, stop = PlaybookASHA(), MaximumIterationStopper(3)
     tuner = tune.Tuner(
         lambda config: None,
         tune_config=tune.TuneConfig(scheduler=scheduler),
-        run_config=tune.RunConfig(storage_path=str(tmp_path), name="x"),
+        run_config=tune.RunConfig(storage_path=str(tmp_path), name="x", stop=stop),
     )
     assert restored_scheduler(tuner) is scheduler
+    assert restored_stop(tuner) is stop  # a budget or target lives here (issue 16)
     with pytest.raises(RuntimeError, match="restored_scheduler needs updating"):
         restored_scheduler(object())
+    with pytest.raises(RuntimeError, match="restored_stop needs updating"):
+        restored_stop(object())
 
 
 def test_asha_private_state_playbook_asha_reads_and_writes() -> None:

@@ -50,3 +50,18 @@ def restored_scheduler(tuner: Any) -> Any:
             "This Ray version keeps a restored Tuner's scheduler elsewhere "
             f"({exc}); tunepipe.engine.ray_private.restored_scheduler needs updating."
         ) from exc
+
+
+def restored_stop(tuner: Any) -> Any:
+    """The stopper (`RunConfig.stop`) a `Tuner.restore`d tuner will run with, or None.
+
+    Like the scheduler, it comes back from tuner.pkl and Ray offers no accessor; a resume that
+    changes a budget changes it on this object.
+    """
+    try:
+        return tuner._local_tuner._run_config.stop
+    except AttributeError as exc:
+        raise RuntimeError(
+            "This Ray version keeps a restored Tuner's run config elsewhere "
+            f"({exc}); tunepipe.engine.ray_private.restored_stop needs updating."
+        ) from exc
