@@ -1,8 +1,8 @@
 """Which ASHA grace period and reduction factor make good defaults: replay recorded digits curves.
 
 Records every epoch of a full-budget random search on digits (the same 32 trials, space and seeds
-as benchmarks/time_to_quality.py), then replays those curves through PlaybookASHA with the
-playbook rules (schedulers.simulate, no Ray) for several (grace_period, reduction_factor), two
+as benchmarks/time_to_quality.py), then replays those curves through PlaybookASHA with the playbook
+rules (tunepipe_schedulers.simulate, no Ray) for several (grace_period, reduction_factor), two
 trials at a time as on this machine, in six arrival orders per seed. It prints, per setting, the
 epochs spent and the best val_loss found relative to the full search's (1.000 = found its best),
 both as medians over the orders, per seed. A decayed trial's recorded curve cannot change, so a
@@ -43,10 +43,10 @@ def replay(curves: dict, seed: int, trials: int, max_epochs: int, grace: int, rf
     """(best ÷ full search's best, epochs) for six arrival orders near the trials' id order."""
     from time_to_quality import study
 
-    from schedulers.ray_asha import PlaybookASHA
-    from schedulers.simulate import simulate
     from tunepipe.data import load_data
     from tunepipe.engine.schedule import build_judge
+    from tunepipe_schedulers.ray_asha import PlaybookASHA
+    from tunepipe_schedulers.simulate import simulate
 
     s = study(seed, trials, max_epochs, "replay")
     data = load_data(s.data, s.task, s.seed)
@@ -78,8 +78,8 @@ def main() -> None:
     ap.add_argument("--trials", type=int, default=32)
     ap.add_argument("--max-epochs", type=int, default=20)
     args = ap.parse_args()
-    from schedulers.simulate import read_history
     from tunepipe.engine.session import init_ray
+    from tunepipe_schedulers.simulate import read_history
 
     init_ray(None, dashboard=False)
     with tempfile.TemporaryDirectory() as tmp:

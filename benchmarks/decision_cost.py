@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 from ray.tune.schedulers import AsyncHyperBandScheduler  # noqa: E402
 
-from schedulers.ray_asha import PlaybookASHA  # noqa: E402
+from tunepipe_schedulers.ray_asha import PlaybookASHA  # noqa: E402
 
 BLOCK = 16
 

@@ -164,7 +164,8 @@ def test_python_dash_m_tunepipe_cli_also_runs():
 
 
 def test_schema_is_json_schema_the_example_validates_against(tmp_path):
-    jsonschema = pytest.importorskip("jsonschema")
+    import jsonschema  # the test extra installs it: a missing one is an error, not a skip
+
     result = tunepipe("schema")
     assert result.returncode == 0, result.stderr
     schema = json.loads(result.stdout)
@@ -202,15 +203,16 @@ PROBE = textwrap.dedent(
 @pytest.mark.parametrize(
     "args", [["validate", str(DIGITS)], ["schema"]], ids=["validate", "schema"]
 )
-def test_validate_and_schema_import_neither_ray_nor_torch_and_are_fast(args):
+def test_validate_and_schema_import_neither_ray_nor_torch(args):
+    # Their speed (under 1 s) is measured by benchmarks/cli_latency.py, not asserted: a timed
+    # assertion fails on a loaded machine while proving nothing about the code.
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     result = subprocess.run(
         [sys.executable, "-c", PROBE, *args], capture_output=True, text=True, env=env, timeout=60
     )
     report = json.loads(result.stderr.splitlines()[-1])
     assert report["code"] in (0, None)
-    assert report["heavy"] == []
-    assert report["elapsed"] < 1.0  # typically ~0.15 s; Ray alone takes seconds to import
+    assert report["heavy"] == []  # Ray alone takes seconds to import
 
 
 def test_unreadable_file_is_a_study_file_error(tmp_path, monkeypatch):

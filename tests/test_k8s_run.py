@@ -28,14 +28,9 @@ import yaml
 from conftest_cluster import private_network_problem
 
 from tunepipe.engine.auth import auth_headers, ensure_token
-from tunepipe.engine.local_cluster import (
-    _HEAD_PORTS,
-    _NODE_PORTS,
-    ClusterError,
-    LocalCluster,
-    NodeState,
-    _free_ports,
-)
+from tunepipe.engine.cluster_nodes import HEAD_PORTS, NODE_PORTS, free_ports
+from tunepipe.engine.cluster_state import ClusterError, NodeState
+from tunepipe.engine.local_cluster import LocalCluster
 from tunepipe.k8s import manifests as m
 from tunepipe.k8s.render import render_study
 
@@ -140,8 +135,8 @@ class Pods:
 
     def start(self, index: int, group: dict, role: str) -> None:
         flags = kuberay_flags(group)
-        names = [*_NODE_PORTS, *(_HEAD_PORTS if role == "head" else ())]
-        ports = dict(zip(names, _free_ports(len(names)), strict=True))
+        names = [*NODE_PORTS, *(HEAD_PORTS if role == "head" else ())]
+        ports = dict(zip(names, free_ports(len(names)), strict=True))
         flags.update({k: str(v) for k, v in ports.items()})
         temp_dir = f"{self.cluster.dir}/n{index}"
         flags.update({"node-ip-address": "127.0.0.1", "temp-dir": temp_dir})

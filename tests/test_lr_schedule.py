@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import pytest
 
 from tunepipe.config import LRSchedule
@@ -29,8 +27,10 @@ def test_linear_falls_to_final_fraction_while_momentum_rises_as_in_net4():
     s = LRSchedule(kind="linear", final_fraction=0.01, momentum_end=0.999)
     assert at(s, 1) == pytest.approx((0.1, 0.9))
     assert at(s, 11) == pytest.approx((0.001, 0.999))
-    lr6, m6 = at(s, 6)
-    assert lr6 == pytest.approx(0.1 * (1 - 0.99 * 0.5)) and m6 == pytest.approx(0.9495)
+    # Epoch 6 of 11 is halfway: each value is the midpoint of its start and end.
+    assert at(s, 6) == pytest.approx(((0.1 + 0.001) / 2, (0.9 + 0.999) / 2))
+    lrs = [at(s, e)[0] for e in range(1, 12)]
+    assert len({round(b - a, 12) for a, b in zip(lrs, lrs[1:], strict=False)}) == 1  # linear
 
 
 def test_cosine_goes_half_a_cosine_from_base_to_final_fraction():
@@ -38,7 +38,10 @@ def test_cosine_goes_half_a_cosine_from_base_to_final_fraction():
     assert at(s, 1)[0] == pytest.approx(0.1)
     assert at(s, 6)[0] == pytest.approx(0.05)
     assert at(s, 11)[0] == pytest.approx(0.0, abs=1e-12)
-    assert at(s, 3)[0] == pytest.approx(0.1 * 0.5 * (1 + math.cos(math.pi * 0.2)))
+    # Epoch 3 is a fifth of the way (36 degrees of the half turn); cos 36° = (1 + √5) / 4.
+    assert at(s, 3)[0] == pytest.approx(0.1 * (1 + (1 + 5**0.5) / 4) / 2)
+    # Half a cosine is point-symmetric about its middle: lr(t) + lr(1 - t) = base + final.
+    assert at(s, 3)[0] + at(s, 9)[0] == pytest.approx(0.1)
 
 
 def test_a_plateau_decay_scales_the_schedules_base_rate():

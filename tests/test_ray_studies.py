@@ -11,6 +11,7 @@ import pytest
 
 from tests.conftest import study_dict
 from tunepipe.engine.runner import run_study
+from tunepipe.errors import RunDirError
 from tunepipe.study import parse_study
 
 pytestmark = pytest.mark.ray
@@ -77,7 +78,7 @@ def test_four_trial_study_end_to_end(ray_session, tmp_path):
     assert (model.predict(feats) == labels).mean() > 0.8
     assert (run_dir / "report.html").is_file()
     assert not list(run_dir.glob("*/events.out.tfevents*"))  # TensorBoard files only on request
-    with pytest.raises(Exception, match="already holds a study"):
+    with pytest.raises(RunDirError, match="already holds a study"):
         run_study(parse_study(study_dict(name="four")), storage=str(tmp_path), progress=False)
 
 
@@ -158,8 +159,8 @@ def test_plateau_decays_lr_and_continues_from_checkpoint(ray_session, tmp_path):
     assert rows[0]["lr_decays"] >= 1
     assert rows[0]["stop_reason"] == "plateau"
     assert rows[0]["config.lr"] == pytest.approx(1e-6)  # the sampled rate, not the decayed one
-    # The search had no new trial left when it paused: schedulers.search kept its actor, so it
-    # resumed in the same worker process instead of a freshly started one.
+    # The search had no new trial left when it paused: tunepipe_schedulers.search kept its actor,
+    # so it resumed in the same worker process instead of a freshly started one.
     assert len(worker_pids(run_dir)) == 1
 
 

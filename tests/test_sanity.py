@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from tunepipe.config import LogUniform
-from tunepipe.errors import SanityFailed
+from tunepipe.errors import SanityFailed, StudyFileError
 from tunepipe.playbook import LRRange, SanityResult
 from tunepipe.playbook.sanity import resolve_auto_lr, run_sanity
 from tunepipe.playbook.stage import check_study, load_study_data, sanity_stage
@@ -123,11 +123,12 @@ def test_lr_auto_is_refused_where_it_cannot_work():
     raw = yaml.safe_load(DIGITS.read_text())
     raw["search_space"]["lr"] = "auto"
     raw["playbook"] = {"sanity": False}
-    with pytest.raises(Exception, match=r"auto needs the sanity stage \(playbook.sanity: true\)"):
+    refused = r"auto needs the sanity stage \(playbook.sanity: true\)"
+    with pytest.raises(StudyFileError, match=refused):
         parse_study(raw)
     raw["search_space"]["lr"] = "fast"
     raw["playbook"] = {}
-    with pytest.raises(Exception, match="search_space.lr"):
+    with pytest.raises(StudyFileError, match="search_space.lr"):
         parse_study(raw)
     raw["search_space"]["lr"] = "auto"
     raw["playbook"] = {"sanity": True}
@@ -164,7 +165,8 @@ def test_own_trainable_gets_only_the_checks_that_apply():
     assert "own trainable" in result.notes[0] and "skipped" in result.notes[0]
 
 
-def test_failed_stage_leaves_a_run_folder_a_rerun_may_reuse(tmp_path):
+@pytest.mark.ray  # run_study starts Ray before the sanity stage; the shared session is reused
+def test_failed_stage_leaves_a_run_folder_a_rerun_may_reuse(ray_session, tmp_path):
     from tunepipe.engine.runner import run_study
 
     raw = yaml.safe_load(DIGITS.read_text())

@@ -8,15 +8,13 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from schedulers.cutoffs import SortedRung
-from schedulers.explore import ExplorePolicy, mutations_from_space, playbook_explore
-from schedulers.judge import PlaybookJudge
-from schedulers.ray_asha import PlaybookASHA
-from schedulers.ray_pbt import PlaybookPBT
-from schedulers.reasons import StopReason
-from schedulers.rules import PlateauRule
-
-pytest.importorskip("ray.tune")
+from tunepipe_schedulers.cutoffs import SortedRung
+from tunepipe_schedulers.explore import ExplorePolicy, mutations_from_space, playbook_explore
+from tunepipe_schedulers.judge import PlaybookJudge
+from tunepipe_schedulers.ray_asha import PlaybookASHA
+from tunepipe_schedulers.ray_pbt import PlaybookPBT
+from tunepipe_schedulers.reasons import StopReason
+from tunepipe_schedulers.rules import PlateauRule
 
 
 class FakeTrial:
@@ -135,7 +133,7 @@ def test_asha_plateau_decay_pauses_with_scaled_lr_and_resumes_first():
 
 @pytest.mark.parametrize("end", ["remove", "error", "complete"])
 def test_asha_awaits_resume_of_decayed_trials_until_they_report_or_end(end):
-    # schedulers.search holds the experiment open on this, so it must not stay true for a
+    # tunepipe_schedulers.search holds the experiment open on this, so it must not stay true for a
     # trial that will never run again (the experiment would never end).
     judge = PlaybookJudge(None, None, PlateauRule(patience=2, factor=0.5))
     s = PlaybookASHA(judge=judge, metric="val_loss", mode="min", max_t=100, grace_period=50)
@@ -157,7 +155,7 @@ def test_asha_awaits_resume_of_decayed_trials_until_they_report_or_end(end):
 
 
 def test_search_is_unfinished_while_the_scheduler_awaits_a_resume():
-    from schedulers.search import ResumeFirstSearch
+    from tunepipe_schedulers.search import ResumeFirstSearch
 
     sched = SimpleNamespace(waiting=True)
     sched.awaiting_resume = lambda: sched.waiting

@@ -4,9 +4,9 @@ import math
 
 import pytest
 
-from schedulers.judge import CONTINUE, MetricKeys, PlaybookJudge
-from schedulers.reasons import StopReason
-from schedulers.rules import (
+from tunepipe_schedulers.judge import CONTINUE, MetricKeys, PlaybookJudge
+from tunepipe_schedulers.reasons import StopReason
+from tunepipe_schedulers.rules import (
     DECAY_LR,
     STOP,
     DivergenceRule,

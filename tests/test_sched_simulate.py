@@ -2,14 +2,11 @@
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-import pytest
 
-from schedulers.judge import PlaybookJudge
-from schedulers.reasons import StopReason
-from schedulers.simulate import read_history, simulate, synthetic_curves
-
-pytest.importorskip("ray.tune")
-from schedulers.ray_asha import PlaybookASHA  # noqa: E402
+from tunepipe_schedulers.judge import PlaybookJudge
+from tunepipe_schedulers.ray_asha import PlaybookASHA
+from tunepipe_schedulers.reasons import StopReason
+from tunepipe_schedulers.simulate import read_history, simulate, synthetic_curves
 
 
 def asha(judge=None, max_t=30):

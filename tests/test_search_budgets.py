@@ -9,12 +9,12 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from schedulers.ray_asha import StopRecord
-from schedulers.reasons import StopReason
 from tests.conftest import study_dict
 from tunepipe.config.search import parse_duration
 from tunepipe.errors import StudyFileError
 from tunepipe.study import parse_study
+from tunepipe_schedulers.ray_asha import StopRecord
+from tunepipe_schedulers.reasons import StopReason
 
 LR = {"type": "loguniform", "low": 1e-3, "high": 0.1}
 OPT = {"type": "choice", "values": ["adam", "sgd"]}

@@ -19,9 +19,9 @@ from typing import Any
 
 from ray.tune import Callback, Stopper
 
-from schedulers.ray_asha import StopRecord
-from schedulers.reasons import StopReason
 from tunepipe.config.search_checks import target_is_met
+from tunepipe_schedulers.ray_asha import StopRecord
+from tunepipe_schedulers.reasons import StopReason
 
 LIVE = ("PENDING", "RUNNING", "PAUSED")
 

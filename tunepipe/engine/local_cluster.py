@@ -22,17 +22,22 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
-import sys
 import time
-import urllib.error
 import urllib.request
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import TracebackType
 
 from tunepipe.engine.auth import auth_env, auth_headers, ensure_token
+from tunepipe.engine.cluster_nodes import new_node, node_command, node_env, tail, wait_for_port
+from tunepipe.engine.cluster_state import (
+    STATE_FILE,
+    ClusterError,
+    ClusterState,
+    NodeState,
+    read_state,
+    write_state,
+)
 
 try:
     import psutil
@@ -41,74 +46,9 @@ except ImportError:
     __import__("ray")
     import psutil
 
-STATE_FILE = "cluster.json"
 # Unix socket paths are limited to 107 bytes; Ray appends about 70 (session_<date>_<pid>/sockets/
 # plasma_store) to each node's temp folder.
 _MAX_DIR_LEN = 36
-# Ray 2.60 drains a node for 30 s on SIGTERM so Serve can move replicas; a local cluster has
-# nothing to move, and a 30 s stop makes every test fixture slow.
-_NODE_ENV = {
-    "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0",
-    "RAY_USAGE_STATS_ENABLED": "0",
-    # Notice a killed node within about 3 s (default ~30 s) so fault-tolerance tests stay short.
-    "RAY_health_check_initial_delay_ms": "1000",
-    "RAY_health_check_period_ms": "500",
-    "RAY_health_check_timeout_ms": "500",
-    "RAY_health_check_failure_threshold": "4",
-}
-# A small object store per node: three nodes share one machine's /dev/shm and memory.
-_OBJECT_STORE_BYTES = 100 * 1024 * 1024
-_NODE_PORTS = (
-    "node-manager-port",
-    "object-manager-port",
-    "dashboard-agent-listen-port",
-    "dashboard-agent-grpc-port",
-    "runtime-env-agent-port",
-    "metrics-export-port",
-)
-_HEAD_PORTS = ("port", "dashboard-port", "ray-client-server-port")
-# Prometheus exporters of the head that have no `ray start` flag, only an environment variable;
-# their defaults (44217, 44227) would collide between two clusters on one host.
-_HEAD_ENV_PORTS = {
-    "autoscaler-metric-port": "AUTOSCALER_METRIC_PORT",
-    "dashboard-metric-port": "DASHBOARD_METRIC_PORT",
-}
-
-
-class ClusterError(RuntimeError):
-    """The local cluster could not be started, reached or stopped."""
-
-
-@dataclass
-class NodeState:
-    """One `ray start --block` process and what identifies the processes it spawned."""
-
-    index: int
-    role: str  # "head" or "worker"
-    num_cpus: int
-    temp_dir: str
-    log: str
-    ports: dict[str, int]
-    pid: int = 0
-    create_time: float = 0.0  # with pid, tells our `ray start` from a later process reusing pid
-    killed: bool = False
-
-
-@dataclass
-class ClusterState:
-    """Everything another process needs to reach or stop the cluster; written as cluster.json."""
-
-    dir: str
-    token_path: str
-    nodes: list[NodeState] = field(default_factory=list)
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.nodes[0].ports['port']}"
-
-    @property
-    def dashboard_url(self) -> str:
-        return f"http://127.0.0.1:{self.nodes[0].ports['dashboard-port']}"
 
 
 class LocalCluster:
@@ -190,16 +130,9 @@ class LocalCluster:
     @classmethod
     def attach(cls, dir: str | os.PathLike[str]) -> LocalCluster:
         """A handle on a cluster started by another process, read from its cluster.json."""
-        state_file = Path(dir).expanduser().resolve() / STATE_FILE
-        if not state_file.is_file():
-            raise ClusterError(
-                f"No local cluster in {state_file.parent}: {STATE_FILE} is missing. Start one "
-                f"with `python cluster/local_cluster.py start --dir {state_file.parent}`."
-            )
-        raw = json.loads(state_file.read_text())
-        nodes = [NodeState(**n) for n in raw.pop("nodes")]
-        cluster = cls(raw["dir"])
-        cluster.state = ClusterState(**raw, nodes=nodes)
+        state = read_state(Path(dir).expanduser().resolve())
+        cluster = cls(state.dir)
+        cluster.state = state
         return cluster
 
     def start(self, timeout: float = 60.0) -> LocalCluster:
@@ -218,7 +151,7 @@ class LocalCluster:
         self.state.token_path = str(ensure_token(self._token_arg))
         try:
             head = self._launch(0, "head", self._head_cpus)
-            _wait_for_port(head.ports["port"], timeout, self, head)
+            wait_for_port(head.ports["port"], timeout, head, self._root_alive)
             for i in range(1, self._workers + 1):
                 self._launch(i, "worker", self._worker_cpus)
             self.wait_ready(self._workers + 1, timeout)
@@ -228,38 +161,9 @@ class LocalCluster:
         return self
 
     def _launch(self, index: int, role: str, num_cpus: int) -> NodeState:
-        names = _NODE_PORTS + ((*_HEAD_PORTS, *_HEAD_ENV_PORTS) if role == "head" else ())
-        node = NodeState(
-            index=index,
-            role=role,
-            num_cpus=num_cpus,
-            temp_dir=str(self.dir / f"n{index}"),
-            log=str(self.dir / f"node{index}.log"),
-            ports=dict(zip(names, _free_ports(len(names)), strict=True)),
-        )
-        cmd = [
-            str(Path(sys.executable).with_name("ray")),
-            "start",
-            "--block",
-            f"--num-cpus={num_cpus}",
-            "--num-gpus=0",
-            f"--temp-dir={node.temp_dir}",
-            "--node-ip-address=127.0.0.1",
-            f"--object-store-memory={_OBJECT_STORE_BYTES}",
-            # 0: each worker process takes a port the OS picks, so nodes never collide.
-            "--min-worker-port=0",
-            "--max-worker-port=0",
-            "--disable-usage-stats",
-        ]
-        cmd += [f"--{n}={port}" for n, port in node.ports.items() if n not in _HEAD_ENV_PORTS]
-        if role == "head":
-            cmd += ["--head", "--dashboard-host=127.0.0.1", "--include-dashboard=true"]
-        else:
-            cmd += [f"--address={self.address}"]
-        env = {**os.environ, **_NODE_ENV, **auth_env(self.token_path)}
-        env.update(
-            {var: str(node.ports[n]) for n, var in _HEAD_ENV_PORTS.items() if n in node.ports}
-        )
+        node = new_node(self.dir, index, role, num_cpus)
+        cmd = node_command(node, None if role == "head" else self.address)
+        env = node_env(node, auth_env(self.token_path))
         with open(node.log, "ab") as log:
             # start_new_session: the node gets its own session id, one of the ways stop() finds
             # every process of this node and no other.
@@ -287,7 +191,7 @@ class LocalCluster:
                 if not node.killed and not self._root_alive(node):
                     raise ClusterError(
                         f"Ray {node.role} node {node.index} exited while starting; see "
-                        f"{node.log}:\n{_tail(node.log)}"
+                        f"{node.log}:\n{tail(node.log)}"
                     )
             alive = self.alive_nodes()
             if alive >= n_nodes:
@@ -419,40 +323,7 @@ class LocalCluster:
             proc.poll()
 
     def _save(self) -> None:
-        data = asdict(self.state)
-        tmp = self.dir / (STATE_FILE + ".tmp")
-        tmp.write_text(json.dumps(data, indent=2))
-        tmp.replace(self.dir / STATE_FILE)
-
-
-def _free_ports(n: int) -> list[int]:
-    """`n` distinct ports free on 127.0.0.1 right now (all held open together, so distinct)."""
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
-def _wait_for_port(port: int, timeout: float, cluster: LocalCluster, node: NodeState) -> None:
-    """Wait until something listens on 127.0.0.1:`port`, failing early if the node exits."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
-            return
-        if not cluster._root_alive(node):
-            raise ClusterError(
-                f"Ray {node.role} node exited while starting; see {node.log}:\n{_tail(node.log)}"
-            )
-        time.sleep(0.2)
-    raise ClusterError(
-        f"Ray GCS did not listen on 127.0.0.1:{port} within {timeout:.0f} s; see {node.log}."
-    )
+        write_state(self.state)
 
 
 def _signal_all(procs: list[psutil.Process], sig: signal.Signals) -> None:
@@ -480,10 +351,3 @@ def _is_running(p: psutil.Process) -> bool:
         return p.is_running() and p.status() != psutil.STATUS_ZOMBIE
     except psutil.Error:
         return False
-
-
-def _tail(path: str, lines: int = 15) -> str:
-    try:
-        return "\n".join(Path(path).read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"

@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from schedulers.reasons import STOP_REASONS
 from tunepipe.config import StudyConfig
+from tunepipe_schedulers.reasons import STOP_REASONS
 
 SKIP_COLUMNS = {
     "trial_id",

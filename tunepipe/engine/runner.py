@@ -19,6 +19,7 @@ from tunepipe.engine.interrupt import Interrupted, graceful_signals
 from tunepipe.errors import RunDirError, StudyFailed
 from tunepipe.playbook.stage import sanity_stage
 from tunepipe.storage import RunLocation, check_storage_reaches_every_node, locate
+from tunepipe.versions import versions
 
 TUNER_STATE = "tuner.pkl"  # Ray Tune's record of how the Tuner was built; restore needs it
 
@@ -30,7 +31,8 @@ class RunOutcome:
 
 
 STUDY_FILE = "study.yaml"  # written first: it is what makes a folder a (resumable) study
-RUN_FILE = "run.json"  # where the study came from, so resume finds relative data and code
+# Where the study came from (so resume finds relative data and code) and the versions it ran with.
+RUN_FILE = "run.json"
 
 
 def run_study(
@@ -76,7 +78,7 @@ def run_study(
     study = _sanity(study, data, loc, progress)
     # Written before the search, not after: a study killed midway must be resumable.
     loc.write_text(STUDY_FILE, yaml.safe_dump(study.model_dump(mode="json"), sort_keys=False))
-    loc.write_json(RUN_FILE, {"study_dir": str(study_dir)})
+    loc.write_json(RUN_FILE, {"study_dir": str(study_dir), "versions": versions()})
     grid, scheduler, limits = _fit(study, data, loc, progress)
     return _write_outputs(study, data, loc, grid, scheduler, time.monotonic() - t0, limits)
 
@@ -203,6 +205,7 @@ def _fit(
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     from ray import tune
 
+    from tunepipe.engine.ray_private import restored_scheduler, restored_stop
     from tunepipe.engine.schedule import build_scheduler
     from tunepipe.engine.session import trial_actors_on_prestarted_workers
 
@@ -216,8 +219,8 @@ def _fit(
             restart_errored=False,
         )
         # The scheduler (and the progress view reading it) come back from Tune's tuner.pkl.
-        scheduler = tuner._local_tuner._tune_config.scheduler  # no public accessor in 2.60
-        limits = tuner._local_tuner._run_config.stop  # likewise: budget/target (or None)
+        scheduler = restored_scheduler(tuner)
+        limits = restored_stop(tuner)  # budget/target (or None)
         if limits is not None and budget is not None:
             limits.time_budget = budget or None
     else:

@@ -1,4 +1,4 @@
-"""The study's Ray scheduler: the playbook rules (schedulers/) composed with Ray's ASHA or PBT."""
+"""The study's Ray scheduler: the playbook rules (tunepipe_schedulers/) with Ray's ASHA or PBT."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from typing import Any
 from pydantic import BaseModel
 from ray.tune import Callback
 
-from schedulers.judge import MetricKeys, PlaybookJudge
-from schedulers.rules import DivergenceRule, OverfittingRule, PlateauRule
 from tunepipe.config import StudyConfig
+from tunepipe_schedulers.judge import MetricKeys, PlaybookJudge
+from tunepipe_schedulers.rules import DivergenceRule, OverfittingRule, PlateauRule
 
 
 def build_judge(study: StudyConfig, data: Any = None) -> PlaybookJudge:
@@ -46,13 +46,13 @@ def expected_initial_loss(study: StudyConfig, data: Any) -> float | None:
 
 def build_scheduler(study: StudyConfig, data: Any = None) -> Any:
     """PlaybookASHA (asha, fifo) or PlaybookPBT over `training_iteration` (one per epoch)."""
-    from schedulers.ray_asha import PlaybookASHA
+    from tunepipe_schedulers.ray_asha import PlaybookASHA
 
     s, judge = study.scheduler, build_judge(study, data)
     common: dict[str, Any] = {}  # metric and mode reach the scheduler through TuneConfig
     if s.kind == "pbt":
-        from schedulers.explore import ExplorePolicy
-        from schedulers.ray_pbt import PlaybookPBT
+        from tunepipe_schedulers.explore import ExplorePolicy
+        from tunepipe_schedulers.ray_pbt import PlaybookPBT
 
         policy = ExplorePolicy(
             decay_factors=tuple(s.lr_factors), resample_probability=s.resample_probability

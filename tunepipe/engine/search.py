@@ -21,8 +21,8 @@ from pydantic import BaseModel
 from ray.tune.search import ConcurrencyLimiter
 from ray.tune.search.optuna import OptunaSearch
 
-from schedulers.search import ResumeFirstSearch, ResumeFirstSearchGenerator
 from tunepipe.config import StudyConfig
+from tunepipe_schedulers.search import ResumeFirstSearch, ResumeFirstSearchGenerator
 
 PRUNED_REASONS = ("pruned", "diverged")  # stopped before showing what the configuration can do
 

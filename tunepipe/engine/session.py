@@ -111,7 +111,9 @@ def trial_actors_on_prestarted_workers() -> Iterator[None]:
     PL_DISABLE_FORK), so Tune's default entries are dropped for the duration; credentials Tune
     propagates still make it a runtime_env of its own. Elsewhere this changes nothing.
     """
-    defaults = _tune_default_env_vars() if _embedded else None
+    from tunepipe.engine.ray_private import tune_default_env_vars
+
+    defaults = tune_default_env_vars() if _embedded else None
     if defaults is None:
         yield
         return
@@ -121,13 +123,3 @@ def trial_actors_on_prestarted_workers() -> Iterator[None]:
         yield
     finally:
         defaults.update(saved)
-
-
-def _tune_default_env_vars() -> dict[str, str] | None:
-    """Ray Tune 2.60's per-actor default env_vars (a module-level dict), None if it moved."""
-    try:
-        from ray.tune.execution import class_cache
-    except ImportError:
-        return None
-    found = getattr(class_cache, "DEFAULT_ENV_VARS", None)
-    return found if isinstance(found, dict) else None

@@ -13,9 +13,9 @@ from typing import Any
 
 from ray.tune import Callback
 
-from schedulers.reasons import STOP_REASONS
 from tunepipe.monitoring import names
 from tunepipe.monitoring.tracker import LIVE_STATES, STATUS_FILE, StudyTracker
+from tunepipe_schedulers.reasons import STOP_REASONS
 
 WRITE_EVERY_S = {True: 2.0, False: 15.0}  # status.json: local folder, remote URI
 

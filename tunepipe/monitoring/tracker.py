@@ -12,7 +12,7 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from schedulers.reasons import STOP_REASONS
+from tunepipe_schedulers.reasons import STOP_REASONS
 
 STATUS_FILE = "status.json"  # in the run folder; `tunepipe status` reads it
 RATE_WINDOW_S = 60.0  # epochs per second are counted over the last minute

@@ -45,6 +45,7 @@ class RunData:
     sanity: SanityData | None
     metric: str
     mode: str  # "min" or "max"
+    versions: dict[str, str] = field(default_factory=dict)  # run.json's: tunepipe, ray, torch
 
     @property
     def trial_ids(self) -> list[str]:
@@ -145,7 +146,18 @@ def load_run(run_dir: str | Path) -> RunData:
         sanity=read_sanity(run_dir / "sanity.json"),
         metric=metric,
         mode=mode,
+        versions=_versions(run_dir / "run.json"),
     )
+
+
+def _versions(path: Path) -> dict[str, str]:
+    """The package versions the run recorded (run.json); empty for runs that recorded none."""
+    try:
+        record = _read_json(path) if path.exists() else {}
+    except (OSError, ValueError):  # a damaged run.json costs the header its versions, no more
+        return {}
+    found = record.get("versions") if isinstance(record, dict) else None
+    return {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else {}
 
 
 def ranked_trials(run: RunData) -> list[str]:

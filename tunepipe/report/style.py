@@ -14,7 +14,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from schedulers.reasons import StopReason
+from tunepipe_schedulers.reasons import StopReason
 
 # One colour per stop reason, used by every plot and the HTML badges, so a reason reads the same
 # everywhere (colour-blind-friendly Okabe-Ito hues where possible).

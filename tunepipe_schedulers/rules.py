@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from schedulers.reasons import StopReason
+from tunepipe_schedulers.reasons import StopReason
 
 MODES = ("min", "max")
 STOP = "stop"

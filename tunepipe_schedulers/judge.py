@@ -2,7 +2,8 @@
 
 `PlaybookJudge` holds every trial's rule state and answers `on_report` with a `Decision`:
 continue, stop (with a `StopReason`), or decay the learning rate. Ray schedulers
-(`schedulers.ray_asha`, `schedulers.ray_pbt`) translate that into CONTINUE/STOP/PAUSE.
+(`tunepipe_schedulers.ray_asha`, `tunepipe_schedulers.ray_pbt`) translate that into
+CONTINUE/STOP/PAUSE.
 
 Priority when several rules object at once: divergence, then overfitting, then plateau; a
 diverged trial's other numbers mean nothing.
@@ -16,8 +17,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from schedulers.reasons import StopReason
-from schedulers.rules import (
+from tunepipe_schedulers.reasons import StopReason
+from tunepipe_schedulers.rules import (
     DECAY_LR,
     DivergenceRule,
     DivergenceState,

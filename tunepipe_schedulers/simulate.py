@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from schedulers.reasons import StopReason
+from tunepipe_schedulers.reasons import StopReason
 
 KINDS = ("good", "bad", "diverging", "overfitting", "plateauing")
 Curve = dict[str, list[float]]  # train_loss, val_loss, lr: one value per epoch

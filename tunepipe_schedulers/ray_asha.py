@@ -2,9 +2,9 @@
 
 Construction (what the engine does)::
 
-    from schedulers.judge import MetricKeys, PlaybookJudge
-    from schedulers.rules import DivergenceRule, OverfittingRule, PlateauRule
-    from schedulers.ray_asha import PlaybookASHA
+    from tunepipe_schedulers.judge import MetricKeys, PlaybookJudge
+    from tunepipe_schedulers.rules import DivergenceRule, OverfittingRule, PlateauRule
+    from tunepipe_schedulers.ray_asha import PlaybookASHA
 
     judge = PlaybookJudge(DivergenceRule(k=10), OverfittingRule(patience=10), PlateauRule(),
                           keys=MetricKeys(val_loss="val_loss", train_loss="train_loss", lr="lr"),
@@ -38,10 +38,10 @@ from ray.tune.experiment import Trial
 from ray.tune.schedulers.async_hyperband import AsyncHyperBandScheduler, _Bracket
 from ray.tune.schedulers.trial_scheduler import TrialScheduler
 
-from schedulers.cutoffs import SortedRung
-from schedulers.judge import PlaybookJudge
-from schedulers.reasons import StopReason
-from schedulers.rules import DECAY_LR, STOP
+from tunepipe_schedulers.cutoffs import SortedRung
+from tunepipe_schedulers.judge import PlaybookJudge
+from tunepipe_schedulers.reasons import StopReason
+from tunepipe_schedulers.rules import DECAY_LR, STOP
 
 logger = logging.getLogger(__name__)
 
@@ -157,7 +157,7 @@ class PlaybookASHA(AsyncHyperBandScheduler):
         super().on_trial_remove(tune_controller, trial)
 
     def awaiting_resume(self) -> bool:
-        """True while a trial paused for an LR decay has not run again (see schedulers.search)."""
+        """True while a trial paused for an LR decay has not run again (see `search.py`)."""
         return bool(self._resume_first)
 
     def choose_trial_to_run(self, tune_controller: Any) -> Trial | None:

@@ -2,9 +2,9 @@
 
 PBT (Jaderberg et al. 2017, arXiv:1711.09846). Construction (what the engine does)::
 
-    from schedulers.judge import PlaybookJudge
-    from schedulers.rules import DivergenceRule, OverfittingRule
-    from schedulers.ray_pbt import PlaybookPBT
+    from tunepipe_schedulers.judge import PlaybookJudge
+    from tunepipe_schedulers.rules import DivergenceRule, OverfittingRule
+    from tunepipe_schedulers.ray_pbt import PlaybookPBT
 
     space = {"lr": {"type": "loguniform", "low": 1e-4, "high": 1e-1},
              "momentum": {"type": "uniform", "low": 0.8, "high": 0.999},
@@ -35,14 +35,14 @@ from ray.tune.experiment import Trial
 from ray.tune.schedulers.pbt import PopulationBasedTraining
 from ray.tune.schedulers.trial_scheduler import TrialScheduler
 
-from schedulers.explore import ExplorePolicy, mutations_from_space, playbook_explore
-from schedulers.judge import PlaybookJudge
-from schedulers.ray_asha import StopRecord
-from schedulers.rules import STOP, DivergenceRule, OverfittingRule
+from tunepipe_schedulers.explore import ExplorePolicy, mutations_from_space, playbook_explore
+from tunepipe_schedulers.judge import PlaybookJudge
+from tunepipe_schedulers.ray_asha import StopRecord
+from tunepipe_schedulers.rules import STOP, DivergenceRule, OverfittingRule
 
 
 class PlaybookPBT(PopulationBasedTraining):
-    """PBT whose explore step follows `schedulers.explore` and whose trials obey the rules.
+    """PBT whose explore step follows `tunepipe_schedulers.explore` and whose trials obey the rules.
 
     Args:
         space: {name: {"type": "loguniform"|"uniform"|"int"|"choice", ...}} (see explore).
@@ -100,7 +100,7 @@ class PlaybookPBT(PopulationBasedTraining):
 
     def awaiting_resume(self) -> bool:
         """True while an exploited trial is paused, to resume with its new config (see
-        schedulers.search)."""
+        tunepipe_schedulers.search)."""
         return any(t.status == Trial.PAUSED for t in self._trial_state)
 
     def _get_new_config(self, trial: Trial, trial_to_clone: Trial) -> tuple[dict, dict]:

@@ -1,0 +1,96 @@
+"""Every private Ray attribute tunepipe relies on, checked against the installed Ray.
+
+Each test names the tunepipe code that depends on the attribute and fails with a message saying what
+moved, so a Ray upgrade breaks here, loudly, instead of silently changing what tunepipe does. No
+Ray session is started. (Token auth's private names: tests/test_cluster_auth.py.)
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+from ray.tune.schedulers import AsyncHyperBandScheduler, PopulationBasedTraining
+from ray.tune.schedulers.async_hyperband import _Bracket
+
+from tunepipe.engine.ray_private import restored_scheduler, restored_stop, tune_default_env_vars
+from tunepipe_schedulers.cutoffs import SortedRung
+from tunepipe_schedulers.judge import PlaybookJudge
+from tunepipe_schedulers.ray_asha import PlaybookASHA
+from tunepipe_schedulers.ray_pbt import PlaybookPBT
+
+
+def _source_calls(func: object, *names: str) -> None:
+    source = inspect.getsource(func)
+    for name in names:
+        assert name in source, f"Ray's {func.__qualname__} no longer uses {name}"
+
+
+def test_tune_default_env_vars_is_the_dict_tune_gives_trial_actors() -> None:
+    # engine/session.py empties it while Tune runs on the embedded Ray.
+    from ray.tune.execution import class_cache
+
+    found = tune_default_env_vars()
+    assert found is class_cache.DEFAULT_ENV_VARS, "class_cache.DEFAULT_ENV_VARS moved"
+    assert found, "Ray's DEFAULT_ENV_VARS is empty: nothing left for tunepipe to drop"
+    _source_calls(class_cache._ActorClassCache.get, "DEFAULT_ENV_VARS")
+
+
+def test_restored_scheduler_reads_the_scheduler_tune_runs_with(tmp_path) -> None:
+    # engine/runner.py: `Tuner.restore` takes no scheduler and Ray has no accessor for it.
+    from ray import tune
+    from ray.tune.stopper import MaximumIterationStopper
+
+    scheduler, stop = PlaybookASHA(), MaximumIterationStopper(3)
+    tuner = tune.Tuner(
+        lambda config: None,
+        tune_config=tune.TuneConfig(scheduler=scheduler),
+        run_config=tune.RunConfig(storage_path=str(tmp_path), name="x", stop=stop),
+    )
+    assert restored_scheduler(tuner) is scheduler
+    assert restored_stop(tuner) is stop  # a budget or target lives here (issue 16)
+    with pytest.raises(RuntimeError, match="restored_scheduler needs updating"):
+        restored_scheduler(object())
+    with pytest.raises(RuntimeError, match="restored_stop needs updating"):
+        restored_stop(object())
+
+
+def test_asha_private_state_playbook_asha_reads_and_writes() -> None:
+    # tunepipe_schedulers/ray_asha.py replaces Ray's brackets, counts its own stops, reads max_t.
+    ray_asha = AsyncHyperBandScheduler(max_t=9, grace_period=1, reduction_factor=3)
+    for name, value in (("_max_t", 9), ("_num_stopped", 0), ("_time_attr", "training_iteration"),
+                        ("_stop_last_trials", True)):  # fmt: skip
+        assert getattr(ray_asha, name) == value, f"AsyncHyperBandScheduler.{name} moved"
+    _source_calls(AsyncHyperBandScheduler.on_trial_add, "self._brackets")
+    _source_calls(AsyncHyperBandScheduler.on_trial_result, "self._num_stopped", "on_result")
+    bracket = _Bracket(1, 9, 3, 0, True)
+    assert [m for m, rung in bracket._rungs] == [9, 3, 1] and bracket.rf == 3
+    assert list(inspect.signature(bracket.cutoff).parameters) == ["recorded"]
+    _source_calls(_Bracket.on_result, "self.cutoff(", "self._rungs")
+
+
+def test_playbook_asha_brackets_are_the_ones_ray_fills() -> None:
+    s = PlaybookASHA(judge=PlaybookJudge(None, None, None), metric="val_loss", mode="min",
+                     max_t=9, grace_period=1, reduction_factor=3)  # fmt: skip
+
+    class Trial:
+        trial_id, config = "t", {}
+
+    s.on_trial_add(None, Trial())
+    s.on_trial_result(None, Trial(), {"training_iteration": 1, "val_loss": 0.5})
+    rungs = dict(s._brackets[0]._rungs)
+    assert isinstance(rungs[1], SortedRung) and rungs[1].sorted == [-0.5]  # Ray records -loss
+
+
+def test_pbt_hooks_playbook_pbt_overrides_are_still_called() -> None:
+    # tunepipe_schedulers/ray_pbt.py: the explore step (_get_new_config), the rule state copied on
+    # exploit (_exploit), the paused trials (_trial_state).
+    _source_calls(PopulationBasedTraining._checkpoint_or_exploit, "self._exploit(")
+    _source_calls(PopulationBasedTraining._exploit, "self._get_new_config(")
+    for hook in ("_exploit", "_get_new_config"):
+        ours = inspect.signature(getattr(PlaybookPBT, hook)).parameters
+        rays = inspect.signature(getattr(PopulationBasedTraining, hook)).parameters
+        assert list(ours) == list(rays), f"PopulationBasedTraining.{hook} changed its arguments"
+    pbt = PlaybookPBT({"lr": {"type": "loguniform", "low": 1e-4, "high": 1e-1}}, metric="m",
+                      mode="min")  # fmt: skip
+    assert isinstance(pbt._trial_state, dict), "PopulationBasedTraining._trial_state moved"
