@@ -342,7 +342,7 @@ def main() -> None:
 
     debug = "--debug" in sys.argv[1:]
     try:
-        app(standalone_mode=False)
+        app(prog_name="tunepipe", standalone_mode=False)
     except TunepipeError as exc:
         if debug:
             raise

@@ -52,7 +52,11 @@ def apply_overrides(raw: Any, sets: list[str] | tuple[str, ...]) -> Any:
     out = copy.deepcopy(raw)
     problems = []
     for text in sets:
-        path, value = parse_override(text)
+        try:
+            path, value = parse_override(text)
+        except StudyFileError as exc:
+            problems += exc.problems
+            continue
         problem = _unknown_key(path) or _put(out, path, value)
         if problem:
             problems.append(f"--set {text}: {problem}")
