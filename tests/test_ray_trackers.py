@@ -16,9 +16,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, study_dict
 from tunepipe.engine.runner import run_study
-from tunepipe.study import load_study
+from tunepipe.study import load_study, parse_study
 
 pytestmark = pytest.mark.ray
 
@@ -32,10 +32,9 @@ SETS = [
 METRICS = ("train_loss", "val_loss", "val_acc", "lr")
 
 
-@pytest.fixture(scope="module")
-def study_run(ray_session, tmp_path_factory):
-    """Run the study once with both trackers; yields (run_dir, results, history, env)."""
-    tmp = tmp_path_factory.mktemp("trackers")
+def run_with_trackers(tmp: Path, study):
+    """Run `study` logging to a sqlite MLflow store and an offline W&B folder under `tmp`;
+    returns (run_dir, results, history, env)."""
     env = {
         "MLFLOW_TRACKING_URI": f"sqlite:///{tmp}/mlflow.db",
         "WANDB_MODE": "offline",
@@ -46,14 +45,20 @@ def study_run(ray_session, tmp_path_factory):
         for key, value in env.items():
             mp.setenv(key, value)
         mp.chdir(tmp)  # MLflow's artifacts go to ./mlruns beside a sqlite store
-        study = load_study(REPO / "examples/digits.yaml", SETS)
         outcome = run_study(
             study, study_dir=REPO / "examples", storage=str(tmp / "runs"), progress=False
         )
-        run_dir = Path(outcome.run_dir)
-        results = pq.read_table(run_dir / "results.parquet").to_pylist()
-        history = pq.read_table(run_dir / "history.parquet").to_pylist()
-        yield run_dir, results, history, env
+    run_dir = Path(outcome.run_dir)
+    results = pq.read_table(run_dir / "results.parquet").to_pylist()
+    history = pq.read_table(run_dir / "history.parquet").to_pylist()
+    return run_dir, results, history, env
+
+
+@pytest.fixture(scope="module")
+def study_run(ray_session, tmp_path_factory):
+    """The digits study, run once with both trackers."""
+    study = load_study(REPO / "examples/digits.yaml", SETS)
+    return run_with_trackers(tmp_path_factory.mktemp("trackers"), study)
 
 
 def by_trial(history: list[dict]) -> dict[str, dict[str, dict[int, float]]]:
@@ -119,6 +124,37 @@ def test_offline_wandb_folder_holds_one_run_per_trial_with_its_history(study_run
         for name in METRICS:
             logged = {step: h[name] for step, h in run["history"].items() if name in h}
             assert logged == pytest.approx(expected[row["trial_id"]][name]), name
+
+
+def test_a_trial_paused_for_lr_decays_stays_one_run_per_tracker(ray_session, tmp_path):
+    # A plateau decay pauses the trial and restarts it with a halved lr in its config: Ray's
+    # MLflow logger would log the changed param again, which MLflow refuses.
+    study = parse_study(
+        study_dict(
+            name="decays",
+            trackers=["mlflow", "wandb"],
+            train={"lr": 1e-6, "optimizer": "sgd"},
+            scheduler={"max_epochs": 8},
+            playbook={"sanity": False},
+            stopping={"plateau": {"patience": 2, "min_delta": 0.01, "factor": 0.5}},
+        )
+    )
+    _, results, history, env = run_with_trackers(tmp_path, study)
+    assert results[0]["lr_decays"] >= 1
+    import mlflow
+
+    client = mlflow.MlflowClient(env["MLFLOW_TRACKING_URI"])
+    experiment = client.get_experiment_by_name("decays").experiment_id
+    runs = client.search_runs([experiment], filter_string="tags.trial_id != ''")
+    assert len(runs) == 1 and float(runs[0].data.params["lr"]) == pytest.approx(1e-6)
+    logged = {m.step: m.value for m in client.get_metric_history(runs[0].info.run_id, "lr")}
+    assert logged == pytest.approx({h["epoch"]: h["lr"] for h in history})
+    wandb_runs = [
+        read_wandb_run(p) for p in glob.glob(f"{tmp_path}/wandb/wandb/offline-run-*/*.wandb")
+    ]
+    trial = next(r for r in wandb_runs if r["job_type"] != "study")
+    assert len(wandb_runs) == 2
+    assert {s: h["lr"] for s, h in trial["history"].items() if "lr" in h} == pytest.approx(logged)
 
 
 def read_wandb_run(path: str) -> dict:

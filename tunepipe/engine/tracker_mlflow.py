@@ -58,6 +58,15 @@ class StudyMLflowCallback(MLflowLoggerCallback):
         self.tags[PARENT_TAG] = parent
 
     def log_trial_start(self, trial: Any) -> None:
+        # Ray logs the config at every start, but a trial restarts after each pause (an LR decay,
+        # a PBT exploit) with a changed config, and MLflow refuses a param's second value: the
+        # params stay the sampled config, the lr actually used is the `lr` metric.
+        if trial in self._trial_runs:
+            return
+        earlier = trial_run_id(self.tags[PARENT_TAG], trial.trial_id)
+        if earlier is not None:  # `tunepipe resume`: the trial goes on in its own run
+            self._trial_runs[trial] = earlier
+            return
         super().log_trial_start(trial)
         run_id = self._trial_runs[trial]
         self.mlflow_util._get_client().set_tag(run_id, "trial_id", trial.trial_id)
@@ -81,6 +90,20 @@ def parent_run_id(experiment_id: str, run_dir: str) -> str | None:
     runs = mlflow.MlflowClient().search_runs(
         [experiment_id],
         filter_string=f"tags.`{STUDY_ROLE}` = 'study' and tags.`{RUN_DIR_TAG}` = '{run_dir}'",
+        max_results=1,
+    )
+    return runs[0].info.run_id if runs else None
+
+
+def trial_run_id(parent_id: str, trial_id: str) -> str | None:
+    """The run a trial logged to before (under the same parent run), or None."""
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    experiment = client.get_run(parent_id).info.experiment_id
+    runs = client.search_runs(
+        [experiment],
+        filter_string=f"tags.`{PARENT_TAG}` = '{parent_id}' and tags.trial_id = '{trial_id}'",
         max_results=1,
     )
     return runs[0].info.run_id if runs else None
