@@ -153,3 +153,14 @@ def test_results_json_matches_results_parquet(capsys, monkeypatch, tmp_path, mod
 def test_results_on_a_folder_without_results_exits_2(capsys, monkeypatch, tmp_path):
     code, _, err = cli(capsys, monkeypatch, "results", str(tmp_path))
     assert code == 2 and "holds no results.parquet" in err and "Traceback" not in err
+
+
+def test_run_with_wandb_and_no_account_stops_before_ray(capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc: not logged in to W&B
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    args = ("run", DIGITS, "--storage", str(tmp_path), "--set", "trackers=[wandb]")
+    code, _, err = cli(capsys, monkeypatch, *args)
+    assert code == 2 and "WANDB_MODE=offline" in err and "Traceback" not in err
+    assert "ray" not in sys.modules or not sys.modules["ray"].is_initialized()
+    assert not (tmp_path / "digits-mlp").exists()  # nothing written

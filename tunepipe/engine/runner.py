@@ -16,6 +16,7 @@ import yaml
 
 from tunepipe.config import StudyConfig
 from tunepipe.engine.interrupt import Interrupted, graceful_signals
+from tunepipe.engine.trackers import check_trackers
 from tunepipe.errors import RunDirError, StudyFailed
 from tunepipe.playbook.stage import sanity_stage
 from tunepipe.storage import RunLocation, check_storage_reaches_every_node, locate
@@ -66,6 +67,7 @@ def run_study(
             "--storage, rename the study (name:), or `tunepipe resume "
             f"{loc.display}` to continue it"
         )
+    check_trackers(study)  # a missing package or W&B account stops here, not after sanity
     t0 = time.monotonic()
     data = _load_data(study, study_dir)  # bad data stops here, before Ray starts
     paths = _user_paths(study, study_dir)  # before sanity: it builds the user's model too
