@@ -1,4 +1,4 @@
-"""`--set KEY=VALUE` (tunepipe.overrides) and the `trackers:` key, without Ray."""
+"""`--set KEY=VALUE` (tunepipe.overrides) and the `trackers:` key, without a Ray session."""
 
 from __future__ import annotations
 
@@ -123,3 +123,31 @@ def test_a_missing_tracker_package_says_what_to_install(monkeypatch):
     )
     with pytest.raises(trackers.TrackerError, match=r"mlflow needs the mlflow package: pip"):
         trackers.check_trackers(parse_study(study_dict(trackers=["mlflow"])))
+
+
+def test_tracker_callbacks_are_rays_own_loggers(monkeypatch, tmp_path):
+    from ray.air.integrations.mlflow import MLflowLoggerCallback
+    from ray.air.integrations.wandb import WandbLoggerCallback
+    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback, TBXLoggerCallback
+
+    from tunepipe.engine.trackers import TrialOutcome, tracker_callbacks
+    from tunepipe.storage import locate
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "w"))
+    monkeypatch.delenv("WANDB_PROJECT", raising=False)
+    monkeypatch.delenv("WANDB_RUN_GROUP", raising=False)
+
+    def kinds(**overrides):
+        study = parse_study(study_dict(**overrides))
+        loc = locate(str(tmp_path), study.name)
+        return tracker_callbacks(study, loc, TrialOutcome(study, None))
+
+    plain = kinds()
+    assert [type(c) for c in plain] == [CSVLoggerCallback, JsonLoggerCallback]
+    assert isinstance(kinds(tensorboard=True)[-1], TBXLoggerCallback)  # the old key, a synonym
+    _, _, mlflow_cb, wandb_cb = kinds(trackers=["mlflow", "wandb"])
+    assert isinstance(mlflow_cb, MLflowLoggerCallback) and mlflow_cb.experiment_name == "t"
+    assert isinstance(wandb_cb, WandbLoggerCallback)
+    assert (wandb_cb.project, wandb_cb.group) == ("t", "t")  # the study's name by default
+    assert wandb_cb.kwargs == {"mode": "offline", "dir": str(tmp_path / "w")}
