@@ -71,6 +71,22 @@ class StudyMLflowCallback(MLflowLoggerCallback):
         run_id = self._trial_runs[trial]
         self.mlflow_util._get_client().set_tag(run_id, "trial_id", trial.trial_id)
 
+    def log_trial_result(self, iteration: int, trial: Any, result: dict) -> None:
+        # Ray's logger writes each metric in its own request (a transaction each, for a sqlite
+        # store); one batch per report is the same data, about 20x faster (docs/trackers.md).
+        import time
+
+        from mlflow.entities import Metric
+        from ray.air.constants import TRAINING_ITERATION
+        from ray.tune.result import TIMESTEPS_TOTAL
+        from ray.tune.utils import flatten_dict
+
+        step = result.get(TIMESTEPS_TOTAL) or result[TRAINING_ITERATION]
+        values = self.mlflow_util._parse_dict(flatten_dict(result))
+        now = int(time.time() * 1000)
+        metrics = [Metric(key, value, now, step) for key, value in values.items()]
+        self.mlflow_util._get_client().log_batch(self._trial_runs[trial], metrics=metrics)
+
     def log_trial_end(self, trial: Any, failed: bool = False) -> None:
         if trial in self._trial_runs:
             client = self.mlflow_util._get_client()
