@@ -16,27 +16,52 @@ from tunepipe.k8s.cli import k8s_app
 from tunepipe.monitoring.cli import GrafanaOpt, PrometheusHostOpt, grafana_app, status, token
 
 app = typer.Typer(
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion for bash, zsh, fish
+    context_settings={"help_option_names": ["-h", "--help"]},
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     help="Run a deep-learning tuning playbook on Ray Tune.",
 )
 
 StudyArg = Annotated[Path, typer.Argument(help="the study file (YAML)", show_default=False)]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        metavar="KEY=VALUE",
+        help="override a study key, dotted, with a YAML value (repeatable): "
+        "--set scheduler.max_epochs=3",
+        show_default=False,
+    ),
+]
+
+
+def _version(value: bool) -> None:
+    if value:
+        from tunepipe import __version__
+
+        typer.echo(f"tunepipe {__version__}")
+        raise typer.Exit()
 
 
 @app.callback()
-def _main(debug: Annotated[bool, typer.Option("--debug", help="show tracebacks")] = False) -> None:
-    del debug  # main() reads --debug from argv itself, before Typer parses (errors included)
+def _main(
+    debug: Annotated[bool, typer.Option("--debug", help="show tracebacks")] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="print the version"),
+    ] = False,
+) -> None:
+    del debug, version  # main() reads --debug from argv itself, before Typer parses
 
 
 @app.command()
-def validate(study: StudyArg) -> None:
+def validate(study: StudyArg, set_: SetOpt = None) -> None:
     """Check a study file; print a one-line summary, or every problem at once (exit 2)."""
     from tunepipe.space import space_size
     from tunepipe.study import load_study
 
-    cfg = load_study(study)
+    cfg = load_study(study, set_ or [])
     what = cfg.trainable or f"{cfg.model.kind} on {cfg.data.source}"
     typer.echo(
         f"{study}: valid — study {cfg.name!r}, {cfg.task}, {what}, "
@@ -78,6 +103,10 @@ def run(
     shared_storage: SharedStorage = False,
     grafana: GrafanaOpt = None,
     prometheus: PrometheusHostOpt = None,
+    set_: SetOpt = None,
+    no_sanity: Annotated[
+        bool, typer.Option("--no-sanity", help="skip the sanity stage (playbook.sanity=false)")
+    ] = False,
 ) -> None:
     """Run a study: check it, search with Ray Tune, write results, the best model and a report.
 
@@ -88,7 +117,7 @@ def run(
     from tunepipe.study import load_study
 
     wire_metrics(grafana, prometheus)
-    cfg = load_study(study)
+    cfg = load_study(study, [*(set_ or []), *(["playbook.sanity=false"] if no_sanity else [])])
     outcome = run_study(
         cfg,
         study_dir=study.parent,
@@ -186,6 +215,20 @@ def report(
     typer.echo(f"report: {path}")
 
 
+@app.command()
+def results(
+    run_dir: Annotated[str, typer.Argument(help="a run folder (holds results.parquet)")],
+    top: Annotated[
+        int | None, typer.Option("--top", help="only the K best trials", min=1, metavar="K")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON rows instead of a table")] = False,
+) -> None:
+    """The trials, best first: config, best metric, epochs, stop reason (reads results.parquet)."""
+    from tunepipe.report.trials import print_trials
+
+    print_trials(run_dir, top=top, as_json=as_json)
+
+
 def _fmt(value: object) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
@@ -240,6 +283,7 @@ def submit(
         Path | None, typer.Option(help="folder uploaded with the job (default: the study's)")
     ] = None,
     shared_storage: SharedStorage = False,
+    set_: SetOpt = None,
 ) -> None:
     """Submit `tunepipe run STUDY` to a Ray cluster as a job; prints the job id."""
     from tunepipe.engine import jobs
@@ -248,7 +292,9 @@ def submit(
     args = (["--storage", storage] if storage else []) + (
         ["--shared-storage"] if shared_storage else []
     )
-    typer.echo(jobs.submit(study, url, token, working_dir=working_dir, run_args=args))
+    typer.echo(
+        jobs.submit(study, url, token, working_dir=working_dir, run_args=args, sets=set_ or [])
+    )
     from tunepipe.monitoring.ray_dashboard import login_hint
 
     typer.echo(login_hint(url, token), err=True)
@@ -338,7 +384,7 @@ def main() -> None:
 
     debug = "--debug" in sys.argv[1:]
     try:
-        app(standalone_mode=False)
+        app(prog_name="tunepipe", standalone_mode=False)
     except TunepipeError as exc:
         if debug:
             raise

@@ -14,11 +14,15 @@ from tunepipe.errors import StudyFileError
 MAX_STUDY_BYTES = 1 << 20  # a study file is a page of YAML; anything bigger is a wrong path
 
 
-def load_study(path: str | Path) -> StudyConfig:
-    """Read and validate a study file. Raises StudyFileError listing every problem found."""
+def load_study(path: str | Path, sets: list[str] | tuple[str, ...] = ()) -> StudyConfig:
+    """Read and validate a study file, with command-line `--set key=value` overrides applied
+    first (tunepipe.overrides). Raises StudyFileError listing every problem found."""
+    from tunepipe.overrides import apply_overrides
+
     path = Path(path)
-    raw = _read_yaml(path)
-    return parse_study(raw, source=str(path))
+    raw = apply_overrides(_read_yaml(path), sets)
+    source = f"{path} (with --set {' '.join(sets)})" if sets else str(path)
+    return parse_study(raw, source=source)
 
 
 def parse_study(raw: Any, source: str = "<study>") -> StudyConfig:
@@ -67,7 +71,7 @@ def _read_yaml(path: Path) -> Any:
     if "\x00" in text:
         raise StudyFileError(f"{path}: holds NUL bytes, so it is binary, not a YAML study file")
     try:
-        return yaml.load(text, Loader=_loader())  # noqa: S506 - a SafeLoader subclass
+        return yaml.load(text, Loader=yaml_loader())  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -75,7 +79,7 @@ def _read_yaml(path: Path) -> Any:
         raise StudyFileError(f"{path}: not valid YAML{where}: {what}") from None
 
 
-def _loader() -> type:
+def yaml_loader() -> type:
     """PyYAML's SafeLoader, but a key given twice in one mapping is an error, not "last wins"."""
     import yaml
 
@@ -164,6 +168,38 @@ def _known_keys(loc: tuple) -> set[str]:
             candidates = inner
         # otherwise `part` is a dict key or list index: the models stay the same
     return set().union(*(set(m.model_fields) for m in candidates))
+
+
+def known_keys(loc: tuple[str, ...]) -> set[str] | None:
+    """The keys a study mapping allows at `loc` (a dotted key's leading parts); None below a
+    free-form mapping's keys (search_space names, model kwargs), set() below a plain value."""
+    import typing
+
+    models: list[type[BaseModel]] = [StudyConfig]
+    free = False  # True: `part` names an entry of a dict, whose values are `models`
+    for part in loc:
+        if free:
+            free = False
+            continue
+        fields = [m.model_fields[part].annotation for m in models if part in m.model_fields]
+        if not fields:
+            return None  # `part` itself is unknown: the caller reports it one level up
+        dicts = [a for f in fields for a in _flat(f) if typing.get_origin(a) is dict]
+        if dicts:
+            models, free = [m for d in dicts for m in _models_in(typing.get_args(d)[1])], True
+        else:
+            models = [m for f in fields for m in _models_in(f)]
+        if not models and not free:
+            return set()
+    return None if free or not models else set().union(*(set(m.model_fields) for m in models))
+
+
+def _flat(annotation: Any) -> list[Any]:
+    """An annotation and, through Optional/Union/Annotated, every type inside it."""
+    import typing
+
+    inner = typing.get_args(annotation) if typing.get_origin(annotation) is not dict else ()
+    return [annotation, *(a for arg in inner for a in _flat(arg))]
 
 
 def _tag_of(model: type[BaseModel]) -> str | None:

@@ -57,12 +57,31 @@ class StudyConfig(Strict):
     )
     storage: str = Field("runs", description="a local folder or a URI pyarrow's filesystems open")
     tensorboard: bool = Field(
-        False, description="write TensorBoard event files in each trial's folder (Ray's TBX logger)"
+        False, description="a synonym of `trackers: [tensorboard]` (kept for older study files)"
+    )
+    trackers: list[Literal["mlflow", "wandb", "tensorboard"]] = Field(
+        default_factory=list,
+        description="experiment trackers each trial is logged to through Ray's logger callbacks, "
+        "configured by their own environment variables (docs/trackers.md)",
     )
     metric: str = "val_loss"
     mode: Literal["min", "max"] = "min"
     playbook: PlaybookConfig = Field(default_factory=PlaybookConfig)
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
+
+    @field_validator("trackers")
+    @classmethod
+    def _trackers_once(cls, v: list[str]) -> list[str]:
+        twice = sorted({t for t in v if v.count(t) > 1})
+        if twice:
+            raise ValueError(f"{', '.join(twice)} listed more than once; name each tracker once")
+        return v
+
+    @property
+    def active_trackers(self) -> list[str]:
+        """`trackers`, with `tensorboard: true` read as `tensorboard` in it."""
+        extra = ["tensorboard"] if self.tensorboard and "tensorboard" not in self.trackers else []
+        return [*self.trackers, *extra]
 
     @field_validator("trainable")
     @classmethod

@@ -100,12 +100,14 @@ def submit(
     token_path: str | os.PathLike[str],
     working_dir: str | os.PathLike[str] | None = None,
     run_args: list[str] = (),
+    sets: list[str] = (),
 ) -> str:
     """Submit `tunepipe run STUDY` as a Ray job and return its submission id.
 
     The working directory (the study's folder when None) is uploaded with the job, so the study
     file and anything it names by relative path travel with it. It must contain the study, and
-    the study's `code_dir` when it names one. `run_args` go to `tunepipe run` (e.g. --storage).
+    the study's `code_dir` when it names one. `run_args` go to `tunepipe run` (e.g. --storage);
+    `sets` are `--set KEY=VALUE` overrides, checked here and applied again by the job's run.
     """
     from tunepipe.study import load_study
 
@@ -118,7 +120,8 @@ def submit(
             f"Study file {study} is outside the working directory {folder}, which is all the job "
             "sees. Pass a working_dir that contains the study."
         )
-    cfg = load_study(study)  # a broken study fails here, not minutes later on the cluster
+    cfg = load_study(study, sets)  # a broken study fails here, not minutes later on the cluster
+    run_args = [*run_args, *(a for s in sets for a in ("--set", s))]
     runtime_env = job_runtime_env(folder, study.parent, cfg.code_dir)
     entrypoint = " ".join(
         ["tunepipe", "run", shlex.quote(str(study.relative_to(folder)))]
