@@ -78,12 +78,14 @@ def run(
 
     Ctrl+C or SIGTERM stops it gracefully (exit 130 or 143); `tunepipe resume RUN_DIR` continues.
     """
+    from tunepipe.engine.phases import process_start
     from tunepipe.engine.runner import run_study
     from tunepipe.study import load_study
 
     cfg = load_study(study)
     outcome = run_study(
         cfg,
+        started=process_start(),
         study_dir=study.parent,
         storage=storage,
         address=address,
@@ -105,10 +107,15 @@ def resume(
     shared_storage: SharedStorage = False,
 ) -> None:
     """Continue an interrupted study: finished trials kept, the rest from their last checkpoint."""
+    from tunepipe.engine.phases import process_start
     from tunepipe.engine.runner import resume_study
 
     outcome = resume_study(
-        run_dir, study_dir=study_dir, address=address, shared_storage=shared_storage
+        run_dir,
+        study_dir=study_dir,
+        address=address,
+        shared_storage=shared_storage,
+        started=process_start(),
     )
     _print_outcome(outcome)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -15,7 +14,9 @@ from typing import Any
 import yaml
 
 from tunepipe.config import StudyConfig
+from tunepipe.engine.finish import finish_overlapped
 from tunepipe.engine.interrupt import Interrupted, graceful_signals
+from tunepipe.engine.phases import PhaseClock
 from tunepipe.errors import RunDirError, StudyFailed
 from tunepipe.playbook.stage import sanity_stage
 from tunepipe.storage import RunLocation, check_storage_reaches_every_node, locate
@@ -44,13 +45,15 @@ def run_study(
     progress: bool = True,
     num_cpus: int | None = None,
     shared_storage: bool = False,
+    started: float | None = None,
 ) -> RunOutcome:
     """Run a validated study end to end; returns the run folder and the summary.
 
     Raises RunDirError when the run folder already holds a study (nothing is overwritten),
     StorageError when a cluster spans hosts and the storage is a local path (`shared_storage`
     declares it an NFS-like mount every node sees), Interrupted on SIGINT/SIGTERM (the study is
-    resumable) and StudyFailed when no trial produced a usable result.
+    resumable) and StudyFailed when no trial produced a usable result. `started` (a time.time()
+    value, e.g. the process's start) is where summary.json's wall and phases begin; default now.
     """
     updates = {
         k: v
@@ -66,18 +69,22 @@ def run_study(
             "--storage, rename the study (name:), or `tunepipe resume "
             f"{loc.display}` to continue it"
         )
-    t0 = time.monotonic()
-    data = _load_data(study, study_dir)  # bad data stops here, before Ray starts
+    clock = PhaseClock(started)
+    with clock.phase("data"):
+        data = _load_data(study, study_dir)  # bad data stops here, before Ray starts
     paths = _user_paths(study, study_dir)  # before sanity: it builds the user's model too
     # Ray first: its workers boot and import torch (session.PRELOAD_MODULES) during the sanity
     # stage, so the first trials start at once.
-    _start_ray(paths, address, num_cpus, loc, shared_storage)
-    study = _sanity(study, data, loc, progress)
+    with clock.phase("ray_start"):
+        started_ray = _start_ray(paths, address, num_cpus, loc, shared_storage)
+    with clock.phase("sanity"):
+        study = _sanity(study, data, loc, progress)
     # Written before the search, not after: a study killed midway must be resumable.
     loc.write_text(STUDY_FILE, yaml.safe_dump(study.model_dump(mode="json"), sort_keys=False))
     loc.write_json(RUN_FILE, {"study_dir": str(study_dir)})
-    grid, scheduler = _fit(study, data, loc, progress)
-    return _write_outputs(study, data, loc, grid, scheduler, time.monotonic() - t0)
+    with clock.phase("search"):
+        grid, scheduler = _fit(study, data, loc, progress)
+    return _write_outputs(study, data, loc, grid, scheduler, clock, started_ray)
 
 
 def resume_study(
@@ -88,6 +95,7 @@ def resume_study(
     progress: bool = True,
     num_cpus: int | None = None,
     shared_storage: bool = False,
+    started: float | None = None,
 ) -> RunOutcome:
     """Continue an interrupted study in its run folder and rewrite its outputs.
 
@@ -114,13 +122,17 @@ def resume_study(
         recorded = loc.read_json(RUN_FILE).get("study_dir") if loc.exists(RUN_FILE) else None
         study_dir = Path(recorded) if recorded and Path(recorded).is_dir() else Path.cwd()
     study_dir = study_dir.resolve()
-    t0 = time.monotonic()
-    data = _load_data(study, study_dir)
-    _start_ray(_user_paths(study, study_dir), address, num_cpus, loc, shared_storage)
+    clock = PhaseClock(started)
+    with clock.phase("data"):
+        data = _load_data(study, study_dir)
+    with clock.phase("ray_start"):
+        paths = _user_paths(study, study_dir)
+        started_ray = _start_ray(paths, address, num_cpus, loc, shared_storage)
     # No tuner.pkl: the driver died before Tune began, so there is nothing to keep.
     restore = loc.exists(TUNER_STATE)
-    grid, scheduler = _fit(study, data, loc, progress, restore=restore)
-    return _write_outputs(study, data, loc, grid, scheduler, time.monotonic() - t0)
+    with clock.phase("search"):
+        grid, scheduler = _fit(study, data, loc, progress, restore=restore)
+    return _write_outputs(study, data, loc, grid, scheduler, clock, started_ray)
 
 
 def _start_ray(
@@ -129,14 +141,19 @@ def _start_ray(
     num_cpus: int | None,
     loc: RunLocation,
     shared_storage: bool,
-) -> None:
+) -> bool:
+    """Start or join Ray; True when this call did (so the run disconnects at its end), False
+    when this process was connected already (a test's shared session)."""
+    import ray
+
     from tunepipe.engine.session import init_ray
 
+    connected = ray.is_initialized()
     init_ray(address, num_cpus=num_cpus, extra_pythonpath=paths)
-    import ray
 
     # Always, not only with an address: inside a Ray job, RAY_ADDRESS joins the cluster silently.
     check_storage_reaches_every_node(loc, _node_hosts(ray.nodes()), shared_storage)
+    return not connected
 
 
 def _user_paths(study: StudyConfig, study_dir: Path) -> list[str]:
@@ -338,30 +355,39 @@ def _live_reason(scheduler: Any, trial_id: str) -> str:
 
 
 def _write_outputs(
-    study: StudyConfig, data: Any, loc: RunLocation, grid: Any, scheduler: Any, wall: float
+    study: StudyConfig,
+    data: Any,
+    loc: RunLocation,
+    grid: Any,
+    scheduler: Any,
+    clock: PhaseClock,
+    started_ray: bool,
 ) -> RunOutcome:
     from tunepipe.engine import results as res
     from tunepipe.engine.schedule import decision_dict, read_decisions
 
-    decisions = read_decisions(loc)  # those made before a resume survive in the run folder
-    decisions.update({tid: decision_dict(rec) for tid, rec in scheduler.decisions.items()})
-    records = res.trial_records(grid, study, decisions)
-    loc.write_parquet("results.parquet", res.results_table(records, study))
-    loc.write_parquet("history.parquet", res.history_table(records))
-    summary = res.summary(records, study, wall)
-    if data is not None:
-        loc.write_json("data_stats.json", data.stats())
-    if summary["best_trial_id"] is not None:
-        best = next(r for r in records if r.trial_id == summary["best_trial_id"])
-        if best.checkpoint:
+    with clock.phase("outputs"):
+        decisions = read_decisions(loc)  # those made before a resume survive in the run folder
+        decisions.update({tid: decision_dict(rec) for tid, rec in scheduler.decisions.items()})
+        records = res.trial_records(grid, study, decisions)
+        loc.write_parquet("results.parquet", res.results_table(records, study))
+        loc.write_parquet("history.parquet", res.history_table(records))
+        summary = res.summary(records, study, clock.elapsed())
+        if data is not None:
+            loc.write_json("data_stats.json", data.stats())
+        best = next((r for r in records if r.trial_id == summary["best_trial_id"]), None)
+        if best is not None and best.checkpoint:
             _save_best_model(loc, best.checkpoint)
-            if data is not None and data.test is not None:
-                summary["test"] = _evaluate_test(loc, data)
+    if best is not None and best.checkpoint and data is not None and data.test is not None:
+        with clock.phase("test"):
+            summary["test"] = _evaluate_test(loc, data)
+    loc.write_json("summary.json", summary)  # the report reads it
+    with clock.phase("report"):  # drawn while Ray shuts down: neither waits for the other
+        apart = finish_overlapped(loc.path if loc.is_local else None, started_ray)
+    summary.update(
+        wall_seconds=round(clock.elapsed(), 2), phases=clock.rounded(), phases_overlapped=apart
+    )
     loc.write_json("summary.json", summary)
-    if loc.is_local:  # the report reads the run folder back; URIs get it via `tunepipe report`
-        from tunepipe.report import write_report
-
-        write_report(loc.path)
     if summary["best_trial_id"] is None:
         raise StudyFailed(
             f"no trial produced a finite {study.metric}; stop reasons: "
