@@ -73,6 +73,9 @@ def run(
     num_samples: Annotated[int | None, typer.Option(help="override num_samples", min=1)] = None,
     seed: Annotated[int | None, typer.Option(help="override the study seed", min=0)] = None,
     shared_storage: SharedStorage = False,
+    fresh: Annotated[
+        bool, typer.Option("--fresh", help="start a Ray of its own even if `tunepipe up` left one")
+    ] = False,
 ) -> None:
     """Run a study: check it, search with Ray Tune, write results, the best model and a report.
 
@@ -92,6 +95,7 @@ def run(
         num_samples=num_samples,
         seed=seed,
         shared_storage=shared_storage,
+        fresh=fresh,
     )
     _print_outcome(outcome)
 
@@ -163,6 +167,11 @@ def report(
 def _fmt(value: object) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
+
+from tunepipe.warm_cli import down, up  # noqa: E402 - the commands' own module
+
+app.command()(up)
+app.command()(down)
 
 jobs_app = typer.Typer(
     no_args_is_help=True, help="Ray jobs on a cluster: list, status, logs, stop (Jobs API)."

@@ -46,6 +46,7 @@ def run_study(
     num_cpus: int | None = None,
     shared_storage: bool = False,
     started: float | None = None,
+    fresh: bool = False,
 ) -> RunOutcome:
     """Run a validated study end to end; returns the run folder and the summary.
 
@@ -54,6 +55,7 @@ def run_study(
     declares it an NFS-like mount every node sees), Interrupted on SIGINT/SIGTERM (the study is
     resumable) and StudyFailed when no trial produced a usable result. `started` (a time.time()
     value, e.g. the process's start) is where summary.json's wall and phases begin; default now.
+    Without `address`, the warm Ray of `tunepipe up` is used when one is up, unless `fresh`.
     """
     updates = {
         k: v
@@ -76,7 +78,7 @@ def run_study(
     # Ray first: its workers boot and import torch (session.PRELOAD_MODULES) during the sanity
     # stage, so the first trials start at once.
     with clock.phase("ray_start"):
-        started_ray = _start_ray(paths, address, num_cpus, loc, shared_storage)
+        started_ray = _start_ray(paths, address, num_cpus, loc, shared_storage, fresh)
     with clock.phase("sanity"):
         study = _sanity(study, data, loc, progress)
     # Written before the search, not after: a study killed midway must be resumable.
@@ -141,19 +143,36 @@ def _start_ray(
     num_cpus: int | None,
     loc: RunLocation,
     shared_storage: bool,
-) -> bool:
-    """Start or join Ray; True when this call did (so the run disconnects at its end), False
-    when this process was connected already (a test's shared session)."""
+    fresh: bool = False,
+) -> tuple[bool, str]:
+    """Start or join Ray: the cluster at `address`, else the warm Ray of `tunepipe up` unless
+    `fresh`, else an embedded one. Returns (whether this call connected, so the run disconnects
+    at its end; False in a test's shared session) and which Ray it is."""
     import ray
 
     from tunepipe.engine.session import init_ray
+    from tunepipe.engine.warm import current
 
     connected = ray.is_initialized()
-    init_ray(address, num_cpus=num_cpus, extra_pythonpath=paths)
-
+    warm = None if (address or fresh or connected) else current()
+    if warm is not None:
+        print(
+            f"using the warm Ray of `tunepipe up` at {warm.address} (dashboard {warm.dashboard});"
+            " --fresh starts a Ray of its own",
+            file=sys.stderr,
+        )
+    init_ray(
+        warm.address if warm else address,
+        num_cpus=num_cpus,
+        extra_pythonpath=paths,
+        warm=warm is not None,
+    )
     # Always, not only with an address: inside a Ray job, RAY_ADDRESS joins the cluster silently.
     check_storage_reaches_every_node(loc, _node_hosts(ray.nodes()), shared_storage)
-    return not connected
+    kind = (
+        "warm" if warm else ("cluster" if address or os.environ.get("RAY_ADDRESS") else "embedded")
+    )
+    return not connected, kind
 
 
 def _user_paths(study: StudyConfig, study_dir: Path) -> list[str]:
@@ -361,7 +380,7 @@ def _write_outputs(
     grid: Any,
     scheduler: Any,
     clock: PhaseClock,
-    started_ray: bool,
+    started_ray: tuple[bool, str],
 ) -> RunOutcome:
     from tunepipe.engine import results as res
     from tunepipe.engine.schedule import decision_dict, read_decisions
@@ -383,9 +402,12 @@ def _write_outputs(
             summary["test"] = _evaluate_test(loc, data)
     loc.write_json("summary.json", summary)  # the report reads it
     with clock.phase("report"):  # drawn while Ray shuts down: neither waits for the other
-        apart = finish_overlapped(loc.path if loc.is_local else None, started_ray)
+        apart = finish_overlapped(loc.path if loc.is_local else None, started_ray[0])
     summary.update(
-        wall_seconds=round(clock.elapsed(), 2), phases=clock.rounded(), phases_overlapped=apart
+        wall_seconds=round(clock.elapsed(), 2),
+        phases=clock.rounded(),
+        phases_overlapped=apart,
+        ray=started_ray[1],
     )
     loc.write_json("summary.json", summary)
     if summary["best_trial_id"] is None:
