@@ -38,6 +38,14 @@ def _private_token(tmp_path_factory: pytest.TempPathFactory) -> None:
         os.environ["TUNEPIPE_RAY_TOKEN_PATH"] = str(folder / "ray_auth_token")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _no_warm_ray(tmp_path_factory: pytest.TempPathFactory) -> None:
+    # Tests never attach to a warm Ray (`tunepipe up`) a user left running: they look for its
+    # state file in a folder of their own, where only a test that starts one puts it.
+    if "TUNEPIPE_WARM_STATE" not in os.environ:
+        os.environ["TUNEPIPE_WARM_STATE"] = str(tmp_path_factory.mktemp("warm") / "warm.json")
+
+
 @pytest.fixture(scope="session")
 def ray_session():
     """One embedded Ray for every test marked `ray` (2 CPUs: this machine's size)."""
