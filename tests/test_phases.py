@@ -41,6 +41,19 @@ def test_process_start_is_before_now_and_not_this_test():
     assert time.time() - started > 0.0
 
 
+def test_beside_gives_the_result_or_raises_in_the_caller():
+    from tunepipe.engine.phases import beside
+
+    assert beside(lambda: 42, "answer")()[0] == 42
+
+    def broken():
+        raise KeyError("bad check")
+
+    join = beside(broken, "broken")
+    with pytest.raises(KeyError, match="bad check"):
+        join()
+
+
 def test_finish_writes_the_report_and_reports_its_seconds(tmp_path, monkeypatch):
     drawn: list[Path] = []
     monkeypatch.setattr("tunepipe.report.write_report", lambda d: drawn.append(Path(d)))
@@ -83,10 +96,12 @@ def test_summary_records_every_phase_of_a_study(ray_session, tmp_path):
     outcome = run_study(study, storage=str(tmp_path), progress=False, started=started)
     summary = json.loads(Path(outcome.run_dir, "summary.json").read_text())
     phases = summary["phases"]
-    for name in ("interpreter", "data", "ray_start", "sanity", "search", "outputs", "test"):
+    for name in ("interpreter", "data", "ray_start_and_sanity", "search", "outputs", "test"):
         assert phases[name] >= 0, name
     assert phases["interpreter"] >= 1.0
-    assert "report" in phases and "report" in summary["phases_overlapped"]
+    assert "report" in phases
+    assert {"report", "sanity"} <= set(summary["phases_overlapped"])  # each timed in its thread
+    assert Path(outcome.run_dir, "sanity.json").exists()
     assert summary["wall_seconds"] == pytest.approx(sum(phases.values()), abs=0.1)
     assert Path(outcome.run_dir, "report.html").exists()
     assert ray_session.is_initialized()  # the shared session was not this run's to stop

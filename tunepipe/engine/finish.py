@@ -7,9 +7,10 @@ shutdown at interpreter exit, after it. Ray's shutdown is mostly waiting, so the
 
 from __future__ import annotations
 
-import threading
 import time
 from typing import Any
+
+from tunepipe.engine.phases import beside
 
 
 def finish_overlapped(run_dir: Any, started_ray: bool) -> dict[str, float]:
@@ -19,29 +20,19 @@ def finish_overlapped(run_dir: Any, started_ray: bool) -> dict[str, float]:
     An error in the report is raised here, after the shutdown, not lost in the thread.
     """
     seconds: dict[str, float] = {}
-    failed: list[BaseException] = []
-
-    def report() -> None:
-        t0 = time.perf_counter()
-        try:
-            from tunepipe.report import write_report
-
-            write_report(run_dir)
-        except BaseException as exc:  # noqa: BLE001 - re-raised below, in the caller's thread
-            failed.append(exc)
-        seconds["report"] = round(time.perf_counter() - t0, 3)
-
-    thread = threading.Thread(target=report, name="tunepipe-report", daemon=True)
-    if run_dir is not None:
-        thread.start()
+    join = beside(lambda: _report(run_dir), "report") if run_dir is not None else None
     if started_ray:
         t0 = time.perf_counter()
         import ray
 
         ray.shutdown()
         seconds["shutdown"] = round(time.perf_counter() - t0, 3)
-    if run_dir is not None:
-        thread.join()
-    if failed:
-        raise failed[0]
+    if join is not None:
+        seconds["report"] = join()[1]
     return seconds
+
+
+def _report(run_dir: Any) -> None:
+    from tunepipe.report import write_report
+
+    write_report(run_dir)

@@ -7,16 +7,18 @@ whole command. Importable without Ray or torch.
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 # Phases in the order a run passes them; `interpreter` is what ran before the first mark.
 PHASES = (
     "interpreter",
     "data",
-    "ray_start",
-    "sanity",
+    "ray_start",  # resume; `tunepipe run` starts Ray with the sanity stage beside it:
+    "ray_start_and_sanity",
     "search",
     "outputs",
     "test",
@@ -48,6 +50,7 @@ class PhaseClock:
         self.start = process_start() if start is None else start
         self._last = self.start
         self.seconds: dict[str, float] = {}
+        self.beside: dict[str, float] = {}  # work run in a thread inside a phase, timed apart
 
     def _add(self, name: str) -> None:
         now = time.time()
@@ -67,3 +70,29 @@ class PhaseClock:
 
     def rounded(self) -> dict[str, float]:
         return {k: round(v, 3) for k, v in self.seconds.items()}
+
+
+def beside(fn: Callable[[], Any], name: str) -> Callable[[], tuple[Any, float]]:
+    """Start fn() in a thread beside the caller; returns a join() that waits for it and gives
+    (its result, its seconds), or raises its exception in the caller's thread (nothing is lost).
+    """
+    out: dict[str, Any] = {}
+
+    def target() -> None:
+        t0 = time.perf_counter()
+        try:
+            out["result"] = fn()
+        except BaseException as exc:  # noqa: BLE001 - re-raised by join(), in the caller
+            out["error"] = exc
+        out["seconds"] = round(time.perf_counter() - t0, 3)
+
+    thread = threading.Thread(target=target, name=f"tunepipe-{name}", daemon=True)
+    thread.start()
+
+    def join() -> tuple[Any, float]:
+        thread.join()
+        if "error" in out:
+            raise out["error"]
+        return out.get("result"), out["seconds"]
+
+    return join

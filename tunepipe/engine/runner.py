@@ -16,7 +16,7 @@ import yaml
 from tunepipe.config import StudyConfig
 from tunepipe.engine.finish import finish_overlapped
 from tunepipe.engine.interrupt import Interrupted, graceful_signals
-from tunepipe.engine.phases import PhaseClock
+from tunepipe.engine.phases import PhaseClock, beside
 from tunepipe.errors import RunDirError, StudyFailed
 from tunepipe.playbook.stage import sanity_stage
 from tunepipe.storage import RunLocation, check_storage_reaches_every_node, locate
@@ -75,12 +75,13 @@ def run_study(
     with clock.phase("data"):
         data = _load_data(study, study_dir)  # bad data stops here, before Ray starts
     paths = _user_paths(study, study_dir)  # before sanity: it builds the user's model too
-    # Ray first: its workers boot and import torch (session.PRELOAD_MODULES) during the sanity
-    # stage, so the first trials start at once.
-    with clock.phase("ray_start"):
+    # The sanity stage (and its torch import) runs beside Ray's start, which mostly waits for
+    # Ray's processes; Ray's workers boot and import torch (session.PRELOAD_MODULES) meanwhile,
+    # so the first trials start at once. A failed check is raised once Ray is up.
+    with clock.phase("ray_start_and_sanity"):
+        sanity = beside(lambda: _sanity(study, data, loc, progress), "sanity")
         started_ray = _start_ray(paths, address, num_cpus, loc, shared_storage, fresh)
-    with clock.phase("sanity"):
-        study = _sanity(study, data, loc, progress)
+        study, clock.beside["sanity"] = sanity()
     # Written before the search, not after: a study killed midway must be resumable.
     loc.write_text(STUDY_FILE, yaml.safe_dump(study.model_dump(mode="json"), sort_keys=False))
     loc.write_json(RUN_FILE, {"study_dir": str(study_dir)})
@@ -406,7 +407,7 @@ def _write_outputs(
     summary.update(
         wall_seconds=round(clock.elapsed(), 2),
         phases=clock.rounded(),
-        phases_overlapped=apart,
+        phases_overlapped={**clock.beside, **apart},
         ray=started_ray[1],
     )
     loc.write_json("summary.json", summary)
