@@ -131,14 +131,8 @@ def random(study_path: str) -> dict:
     two worker processes with one torch thread each, no Ray cluster."""
     from concurrent.futures import ProcessPoolExecutor
 
-    from ray.tune.search import BasicVariantGenerator
-
-    from tunepipe.engine.space import to_tune_space
-
     s, data = load(study_path)
-    gen = BasicVariantGenerator(random_state=s.seed)
-    gen.set_search_properties("val_loss", "min", to_tune_space(s))
-    configs = [gen.suggest(f"t{i}") for i in range(s.num_samples)]
+    configs = sampled_configs(s)
     with ProcessPoolExecutor(2, initializer=_worker_init, initargs=(study_path,)) as pool:
         runs = list(pool.map(_full_trial, configs))
     return {
@@ -146,6 +140,22 @@ def random(study_path: str) -> dict:
         "epochs": sum(e for _, e in runs),
         "rows": rows_fingerprint(data),
     }
+
+
+def sampled_configs(s) -> list[dict]:
+    """The configurations Tune's BasicVariantGenerator(random_state=seed) gives tunepipe's
+    trials, in order: one generate_variants draw per sample from one shared generator."""
+    from ray.tune.search.sample import _BackwardsCompatibleNumpyRng
+    from ray.tune.search.variant_generator import generate_variants
+
+    from tunepipe.engine.space import to_tune_space
+
+    rng = _BackwardsCompatibleNumpyRng(s.seed)
+    space = {"config": to_tune_space(s)}
+    return [
+        next(generate_variants(space, constant_grid_search=False, random_state=rng))[1]["config"]
+        for _ in range(s.num_samples)
+    ]
 
 
 _WORKER: dict = {}
