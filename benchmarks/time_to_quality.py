@@ -182,13 +182,15 @@ def print_table(results: dict[str, dict[int, dict]], args: argparse.Namespace) -
         wall = statistics.median(walls)
         vs_plain = _paired(per, plain, "wall") if plain else math.nan
         better = (
-            sum(per[s]["best_val_loss"] <= plain[s]["best_val_loss"] for s in per) if plain else 0
+            f"{sum(per[s]['best_val_loss'] <= plain[s]['best_val_loss'] for s in per)}/{len(per)}"
+            if plain
+            else "-"
         )
         print(
             f"{name:<34} {statistics.median(r['best_val_loss'] for r in per.values()):13.4f}"
             f" {statistics.median(r['epochs'] for r in per.values()):7.0f} {wall:7.1f}"
             f" {min(walls):5.1f}–{max(walls):<5.1f} {wall / opt_wall:9.2f} {vs_plain:8.2f}"
-            f"  {better}/{len(per)} seeds"
+            f"  {better} seeds"
         )
     print_phases(results)
 

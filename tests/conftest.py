@@ -46,6 +46,13 @@ def _no_warm_ray(tmp_path_factory: pytest.TempPathFactory) -> None:
         os.environ["TUNEPIPE_WARM_STATE"] = str(tmp_path_factory.mktemp("warm") / "warm.json")
 
 
+@pytest.fixture(autouse=True)
+def _own_sanity_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch) -> None:
+    # Each test gets an empty cache of passed sanity stages (playbook/reuse.py): a test that
+    # breaks a check on purpose must not reuse another test's pass of the same content.
+    monkeypatch.setenv("TUNEPIPE_CACHE", str(tmp_path_factory.mktemp("cache")))
+
+
 @pytest.fixture(scope="session")
 def ray_session():
     """One embedded Ray for every test marked `ray` (2 CPUs: this machine's size)."""
