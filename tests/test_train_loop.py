@@ -182,6 +182,16 @@ def test_resume_continues_at_the_next_epoch_identically(tmp_path):
     assert resumed.metrics == full.metrics[2:]  # exactly equal, not approximately
 
 
+def test_resume_from_the_last_epoch_reports_it_once_more_and_trains_nothing(tmp_path):
+    # The driver died after the final checkpoint reached storage but before its report did.
+    s = study(max_epochs=3)
+    data = prepared(s, *blobs(60))
+    done = train(tmp_path, s, data, name="done")
+    again = train(tmp_path, s, data, restore_from=done.checkpoints[3], name="again")
+    assert again.reason == "completed"
+    assert again.metrics == [done.metrics[-1]] and again.checkpoints == {}
+
+
 def test_resume_applies_a_changed_learning_rate(tmp_path):
     s = study(max_epochs=4)
     data = prepared(s, *blobs())

@@ -135,6 +135,11 @@ def run_trial(
         decays = restored.get("lr_decays", 0) + (hp.lr < restored.get("lr_base", hp.lr) * 0.999)
     meta["initial_config"] = initial_config  # results show the sampled values, not decayed ones
     policy = CheckpointPolicy(study, restored.get("checkpoint_policy"))
+    if start_epoch >= study.scheduler.max_epochs and restored.get("metrics"):
+        # Trained to the end, but the driver died before the last report reached it (its
+        # checkpoint did): report it again, or the trial would end with no final epoch.
+        report(restored["metrics"], None)
+        return "completed"
 
     for epoch in range(start_epoch + 1, study.scheduler.max_epochs + 1):
         lr, momentum = schedule_at(study.train.lr_schedule, hp, epoch, study.scheduler.max_epochs)
@@ -163,6 +168,7 @@ def run_trial(
                         "lr_base": hp.lr,
                         "lr_decays": decays,
                         "checkpoint_policy": policy.state(epoch),
+                        "metrics": metrics,
                     },
                 )
                 report(metrics, tmp)
