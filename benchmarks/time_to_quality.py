@@ -1,304 +1,213 @@
-"""Time to quality on digits: tunepipe's playbook defaults vs full random search vs plain Ray Tune
-ASHA vs Optuna (TPE + successive halving), same search space, same seeds, same max epochs.
+"""Time to quality on digits, as a user pays it: every method is its own process, timed whole.
 
-"best val_loss" is the best epoch's, for every method. Each Ray method runs on a fresh Ray, as
-each `tunepipe run` does; its start-up is timed apart, and so is the time its prestarted workers
-take to import torch (tunepipe has the raylet preload it; in `tunepipe run` the sanity stage runs
-meanwhile, and the Optuna process too has torch imported before its clock starts). The "cold" row
-starts the search the moment Ray is up and waits for those imports inside its wall. tunepipe's
-sanity stage is timed apart; its HTML report is not in its wall. Every wall includes reading the
-data; Optuna runs with no Ray beside it.
+Methods (same study file: examples/digits.yaml with --trials samples and the seed, so the same
+split rows, space, epoch budget and, for the Ray methods, the same sampled configurations):
 
-Run: python benchmarks/time_to_quality.py [--seeds 0 1 2] [--trials 32] [--max-epochs 20]
-Needs the bench extra (optuna): pip install -e '.[bench]'
+- tunepipe, cold: `tunepipe run --fresh` (Ray's start, imports, sanity stage, report included);
+- tunepipe, warm: `tunepipe run` after `tunepipe up` (up and down are outside the wall);
+- a plain Ray Tune script: ray.init() defaults, ASHA defaults, reuse_actors=True, 1 CPU a trial;
+- Optuna TPE + successive halving, n_jobs=2, one torch thread each;
+- full random search: every trial to max epochs, 2 processes, no Ray.
+
+The method order rotates per seed; walls are medians over seeds with min–max spread; tunepipe's
+phases (summary.json) are printed apart. ASHA's defaults were chosen on seeds 0–2, so the
+default seeds are 3, 4 and 5. Run inside a private network namespace:
+
+    unshare -rn sh -c 'ip link set lo up && python benchmarks/time_to_quality.py'
+
+Options: --seeds 3 4 5 --trials 32 --max-epochs 20 --methods NAME... (see METHODS).
+Needs the bench extra (optuna): pip install -e '.[bench]'. Adding a method: one Method in METHODS.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
+import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import yaml
 
-SPACE = {
-    "lr": {"type": "loguniform", "low": 1e-4, "high": 1e-1},
-    "hidden_width": {"type": "choice", "values": [64, 128, 256]},
-    "batch_size": {"type": "choice", "values": [16, 32, 64, 128]},
-    "dropout": {"type": "uniform", "low": 0.0, "high": 0.3},
-    "optimizer": {"type": "choice", "values": ["adam", "sgd"]},
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
+PY = sys.executable
+
+
+@dataclass
+class Method:
+    """One way to tune: a command line timed as a whole process and a reader of its results."""
+
+    argv: Callable[[Path, Path], list[str]]  # (study file, its folder) -> the command
+    read: Callable[[Path], dict]  # the folder -> {best_val_loss, epochs, rows, [phases]}
+    before: list[str] = field(default_factory=list)  # run untimed before it (tunepipe up)
+    after: list[str] = field(default_factory=list)  # run untimed after it (tunepipe down)
+
+
+def _tunepipe_argv(*extra: str) -> Callable[[Path, Path], list[str]]:
+    return lambda study, folder: [
+        PY, "-m", "tunepipe", "run", str(study), "--storage", str(folder / "runs"), *extra
+    ]  # fmt: skip
+
+
+def _read_tunepipe(folder: Path) -> dict:
+    import pyarrow.parquet as pq
+
+    run = next((folder / "runs").iterdir())
+    summary = json.loads((run / "summary.json").read_text())
+    return {
+        "best_val_loss": summary["best_val_loss"],
+        "epochs": pq.read_table(run / "history.parquet").num_rows,
+        "phases": summary.get("phases", {}),
+        "rows": _rows(folder / "study.yaml"),
+    }
+
+
+def _script(name: str) -> Method:
+    return Method(
+        argv=lambda study, folder: [
+            PY,
+            str(ROOT / "benchmarks" / "ttq_methods.py"),
+            name,
+            str(study),
+            str(folder / "out.json"),
+        ],  # fmt: skip
+        read=lambda folder: json.loads((folder / "out.json").read_text()),
+    )
+
+
+TP = [PY, "-m", "tunepipe"]
+METHODS: dict[str, Method] = {
+    "tunepipe run (cold)": Method(_tunepipe_argv("--fresh"), _read_tunepipe),
+    "tunepipe run (warm: tunepipe up)": Method(
+        _tunepipe_argv(), _read_tunepipe, before=[*TP, "up"], after=[*TP, "down"]
+    ),
+    "plain Ray Tune script": _script("plain"),
+    "Optuna TPE + SH, 2 workers": _script("optuna"),
+    "random search, full budget": _script("random"),
 }
 
 
-def study(seed: int, trials: int, max_epochs: int, name: str, **over):
-    from tunepipe.study import parse_study
+def _rows(study: Path) -> str:
+    """tunepipe's split rows, read as `tunepipe run` reads them (the same load_data call)."""
+    from ttq_methods import load, rows_fingerprint
 
-    raw = {
-        "name": name,
-        "seed": seed,
-        "data": {"source": "digits", "label": "label"},
-        "model": {"kind": "mlp", "depth": 2},
-        "search_space": SPACE,
-        "num_samples": trials,
-        "scheduler": {"kind": "asha", "max_epochs": max_epochs},
-        **over,
+    return rows_fingerprint(load(str(study))[1])
+
+
+def write_study(folder: Path, seed: int, trials: int, max_epochs: int) -> Path:
+    """examples/digits.yaml with the benchmark's seed, trial count and epoch budget."""
+    raw = yaml.safe_load((ROOT / "examples" / "digits.yaml").read_text())
+    raw.update(seed=seed, num_samples=trials, storage=str(folder / "runs"))
+    raw["scheduler"]["max_epochs"] = max_epochs
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "study.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+def run_method(method: Method, folder: Path, seed: int, args: argparse.Namespace) -> dict:
+    """The method's whole-process wall and results, in a folder of its own."""
+    study = write_study(folder, seed, args.trials, args.max_epochs)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
     }
-    return parse_study(raw)
 
+    def call(cmd: list[str]) -> subprocess.CompletedProcess:
+        done = subprocess.run(cmd, cwd=folder, env=env, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(
+                f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stderr[-3000:]}"
+            )
+        return done
 
-def full_budget(max_epochs: int) -> dict:
-    """Study overrides for a random search at full budget: nothing pruned, no rules."""
-    return {
-        "scheduler": {"kind": "fifo", "max_epochs": max_epochs},
-        "stopping": {"divergence": None, "overfitting": None, "plateau": None},
-    }
-
-
-def run_tunepipe(s, storage: str) -> tuple[float, int, float]:
-    """(best val_loss, epochs spent, wall seconds) of a tunepipe study."""
-    import pyarrow.parquet as pq
-    import ray.tune  # noqa: F401  imported before the clock starts, as run_optuna's optuna is
-
-    from tunepipe.engine.runner import run_study
-    from tunepipe.report import write_report
-
-    t0 = time.perf_counter()
-    out = run_study(s, storage=storage, progress=False)
-    wall = time.perf_counter() - t0
-    # The study writes its HTML report at the end (matplotlib, ~2 s here); the other methods
-    # write none, so its time is measured again and taken out of the comparison.
-    t1 = time.perf_counter()
-    write_report(out.run_dir)
-    wall -= time.perf_counter() - t1
-    epochs = pq.read_table(f"{out.run_dir}/history.parquet").num_rows
-    return out.summary["best_val_loss"], epochs, wall
-
-
-def run_plain_asha(s, storage: str) -> tuple[float, int, float]:
-    """Ray Tune's ASHAScheduler with its defaults (max_t set to the same epoch budget)."""
-    from ray import tune
-    from ray.tune.schedulers import ASHAScheduler
-    from ray.tune.search import BasicVariantGenerator
-
-    from tunepipe.data import load_data
-    from tunepipe.engine.space import to_tune_space
-    from tunepipe.train.trainable import tune_trainable
-
-    t0 = time.perf_counter()
-    data = load_data(s.data, s.task, s.seed)
-    grid = tune.Tuner(
-        tune.with_parameters(tune_trainable, data=data, study=s),
-        param_space=to_tune_space(s),
-        tune_config=tune.TuneConfig(
-            metric="val_loss",
-            mode="min",
-            num_samples=s.num_samples,
-            scheduler=ASHAScheduler(max_t=s.scheduler.max_epochs),
-            search_alg=BasicVariantGenerator(random_state=s.seed),
-        ),
-        run_config=tune.RunConfig(storage_path=storage, name="plain", verbose=0),
-    ).fit()
-    wall = time.perf_counter() - t0
-    best, epochs = math.inf, 0
-    for r in grid:
-        df = r.metrics_dataframe
-        if df is not None and "val_loss" in df:
-            best = min(best, float(df["val_loss"].min()))
-            epochs += len(df)
-    return best, epochs, wall
-
-
-def run_optuna(s) -> tuple[float, int, float]:
-    """Optuna's TPE sampler with its successive-halving pruner, in-process, same trainable loop."""
-    import optuna
-
-    from tunepipe.data import load_data
-    from tunepipe.train.loop import run_trial
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    t0 = time.perf_counter()  # data loading counts, as it does in tunepipe's wall
-    data = load_data(s.data, s.task, s.seed)
-    spent = {"epochs": 0, "best": math.inf}
-
-    def objective(trial: optuna.Trial) -> float:
-        config = {
-            "lr": trial.suggest_float("lr", 1e-4, 1e-1, log=True),
-            "hidden_width": trial.suggest_categorical("hidden_width", [64, 128, 256]),
-            "batch_size": trial.suggest_categorical("batch_size", [16, 32, 64, 128]),
-            "dropout": trial.suggest_float("dropout", 0.0, 0.3),
-            "optimizer": trial.suggest_categorical("optimizer", ["adam", "sgd"]),
-        }
-        best = [math.inf]
-
-        def report(metrics: dict, _ckpt) -> None:
-            spent["epochs"] += 1
-            v = metrics["val_loss"]
-            if math.isfinite(v):
-                best[0] = min(best[0], v)
-                spent["best"] = min(spent["best"], v)
-            trial.report(v if math.isfinite(v) else 1e9, metrics["epoch"])
-            if trial.should_prune():
-                raise optuna.TrialPruned()
-
-        run_trial(config, data, s, report)
-        return best[0]
-
-    sampler = optuna.samplers.TPESampler(seed=s.seed)
-    opt = optuna.create_study(
-        direction="minimize", sampler=sampler, pruner=optuna.pruners.SuccessiveHalvingPruner()
-    )
-    opt.optimize(objective, n_trials=s.num_samples)
-    return spent["best"], spent["epochs"], time.perf_counter() - t0
+    if method.before:
+        call(method.before)
+    try:
+        t0 = time.perf_counter()
+        call(method.argv(study, folder))
+        wall = time.perf_counter() - t0
+    finally:
+        if method.after:
+            call(method.after)
+    return {**method.read(folder), "wall": wall}
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[3, 4, 5])
     ap.add_argument("--trials", type=int, default=32)
     ap.add_argument("--max-epochs", type=int, default=20)
+    ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     args = ap.parse_args()
-    rows: dict[str, list[tuple[float, int, float]]] = {}
-    apart: dict[str, list[float]] = {"start": [], "warm": [], "sanity": []}  # not in any wall
-    for seed in args.seeds:
+    results: dict[str, dict[int, dict]] = {name: {} for name in args.methods}
+    for i, seed in enumerate(args.seeds):
+        order = args.methods[i % len(args.methods) :] + args.methods[: i % len(args.methods)]
         with tempfile.TemporaryDirectory() as tmp:
-            for name, fn in methods(seed, args.trials, args.max_epochs, tmp, apart).items():
-                rows.setdefault(name, []).append(fn())
-                print(f"seed {seed} {name}: {rows[name][-1]}", file=sys.stderr, flush=True)
-    print_table(rows, args, apart)
+            for j, name in enumerate(order):
+                r = run_method(METHODS[name], Path(tmp) / f"m{j}", seed, args)
+                results[name][seed] = r
+                print(f"seed {seed} {name}: {r}", file=sys.stderr, flush=True)
+        rows = {r[seed]["rows"] for r in results.values()}
+        if len(rows) != 1:
+            raise SystemExit(f"seed {seed}: the methods saw different split rows: {rows}")
+    print_table(results, args)
 
 
-def fresh_ray(apart: dict[str, list[float]], plain: bool = False, warm: bool = True) -> None:
-    """A new Ray for each Ray method, as each `tunepipe run` starts its own; its start-up is timed
-    into apart["start"]. `warm`: then wait until the workers Ray prestarted have imported torch
-    (tunepipe has them preload it; apart["warm"]), as the sanity stage's time lets them in
-    `tunepipe run`, and as the Optuna process has torch imported before its clock starts.
-    `plain`: Ray's own defaults, for plain Ray Tune."""
-    import logging
-
-    import ray
-
-    from tunepipe.engine.session import init_ray, use_token_auth
-
-    ray.shutdown()
-    t0 = time.perf_counter()
-    if plain:
-        use_token_auth()
-        ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
-    else:
-        init_ray(None, dashboard=False)
-    apart["start"].append(time.perf_counter() - t0)
-    if warm and not plain:
-        t0 = time.perf_counter()
-        wait_until_workers_idle(int(ray.cluster_resources().get("CPU", 1)))
-        apart["warm"].append(time.perf_counter() - t0)
-
-
-def wait_until_workers_idle(n: int, settle_s: float = 0.5, timeout_s: float = 60) -> None:
-    """Until this process's Ray has n idle workers ("ray::IDLE") that used no CPU for settle_s:
-    done importing what the raylet preloads."""
-    import psutil
-
-    me, last, quiet_since = psutil.Process(), None, None
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        cpu = []
-        for p in me.children(recursive=True):
-            try:
-                if "ray::IDLE" in " ".join(p.cmdline()):
-                    cpu.append(sum(p.cpu_times()[:2]))
-            except psutil.Error:
-                continue
-        total = sum(cpu) if len(cpu) >= n else None
-        if total is not None and last is not None and total - last < 0.01:
-            quiet_since = quiet_since or time.monotonic()
-            if time.monotonic() - quiet_since >= settle_s:
-                return
-        else:
-            quiet_since = None
-        last = total
-        time.sleep(0.1)
-    raise TimeoutError(f"Ray's {n} prestarted workers were not idle within {timeout_s} s")
-
-
-def time_sanity(s) -> float:
-    """Seconds of tunepipe's sanity stage (data checks, initial loss, overfit, LR range test)."""
-    from tunepipe.data import load_data
-    from tunepipe.playbook.sanity import run_sanity
-
-    t0 = time.perf_counter()
-    result = run_sanity(s, load_data(s.data, s.task, s.seed))
-    assert result.passed, [c for c in result.checks if c.status == "fail"]
-    return time.perf_counter() - t0
-
-
-def methods(seed: int, n: int, e: int, tmp: str, apart: dict[str, list[float]]) -> dict:
-    """The methods for one seed, as thunks (same seed, space and epoch budget).
-
-    Each Ray method gets a fresh Ray, started apart. tunepipe's sanity stage is timed apart. The
-    cold row starts the search the moment Ray is up, so it waits for the workers' imports itself:
-    what `tunepipe run` would pay if its sanity stage took no time at all.
-    """
-    off = {"sanity": False}  # the search itself; the sanity stage is run and timed apart
-
-    def tunepipe(name: str, warm: bool = True, **over):
-        fresh_ray(apart, warm=warm)
-        if name == "tp":
-            apart["sanity"].append(time_sanity(study(seed, n, e, "s")))
-        return run_tunepipe(study(seed, n, e, name, playbook=off, **over), tmp)
-
-    def plain():
-        fresh_ray(apart, plain=True)
-        return run_plain_asha(study(seed, n, e, "p"), tmp)
-
-    def optuna():
-        import ray
-
-        ray.shutdown()  # an Optuna user runs no Ray beside it
-        return run_optuna(study(seed, n, e, "o"))
-
-    return {
-        "tunepipe (playbook defaults)": lambda: tunepipe("tp"),
-        "tunepipe, cold workers": lambda: tunepipe("tpc", warm=False),
-        "random search, full budget": lambda: tunepipe("rnd", **full_budget(e)),
-        "plain Ray Tune ASHA (defaults)": plain,
-        "Optuna TPE + successive halving": optuna,
-    }
-
-
-def print_table(rows: dict, args: argparse.Namespace, apart: dict[str, list[float]]) -> None:
-    """Medians over seeds, and ratios two ways: of the medians, and the median of each seed's
-    own ratio (paired: the same seed's split, sampled configs and trial seeds on both sides)."""
-    med = {k: tuple(statistics.median(x[i] for x in v) for i in range(3)) for k, v in rows.items()}
-    rnd, opt = rows["random search, full budget"], rows["Optuna TPE + successive halving"]
-    ref, optuna_wall = med["random search, full budget"], med["Optuna TPE + successive halving"][2]
-
-    def paired(v: list, base: list, i: int) -> float:
-        return statistics.median(x[i] / y[i] for x, y in zip(v, base, strict=True))
-
+def print_table(results: dict[str, dict[int, dict]], args: argparse.Namespace) -> None:
+    """Medians over seeds (spread min–max), ratios to Optuna's median wall and paired per seed."""
+    names = list(results)
+    opt = results.get("Optuna TPE + SH, 2 workers")
+    plain = results.get("plain Ray Tune script")
+    opt_wall = statistics.median(r["wall"] for r in opt.values()) if opt else math.nan
     print(
-        f"\ndigits MLP, {args.trials} trials, max {args.max_epochs} epochs, seeds {args.seeds};"
-        " medians. A fresh Ray per Ray method; not in any wall (medians): its start-up"
-        f" {statistics.median(apart['start']):.1f} s, then its workers' imports"
-        f" {statistics.median(apart['warm']):.1f} s (the cold row waits for these itself)"
+        f"\ndigits MLP (examples/digits.yaml), {args.trials} trials, max {args.max_epochs} epochs,"
+        f" seeds {args.seeds}; whole-process walls; the same split rows for every method"
     )
     print(
-        f"{'method':<34} {'best val_loss':>13} {'÷ random':>9} {'epochs':>7} {'% random':>9}"
-        f" {'wall s':>7} {'÷ Optuna':>9}   paired: {'÷ random':>8} {'% epochs':>8} {'÷ Optuna':>8}"
+        f"{'method':<34} {'best val_loss':>13} {'epochs':>7} {'wall s':>7} {'spread s':>12}"
+        f" {'÷ Optuna':>9} {'÷ plain':>8}  val_loss ≤ plain"
     )
-    for name, (loss, epochs, wall) in med.items():
-        v = rows[name]
-        print(
-            f"{name:<34} {loss:13.4f} {loss / ref[0]:9.3f} {epochs:7.0f} "
-            f"{100 * epochs / ref[1]:8.1f}% {wall:7.1f} {wall / optuna_wall:9.2f}   "
-            f"        {paired(v, rnd, 0):8.3f} {100 * paired(v, rnd, 1):7.1f}% "
-            f"{paired(v, opt, 2):8.2f}"
+    for name in names:
+        per = results[name]
+        walls = [r["wall"] for r in per.values()]
+        wall = statistics.median(walls)
+        vs_plain = _paired(per, plain, "wall") if plain else math.nan
+        better = (
+            f"{sum(per[s]['best_val_loss'] <= plain[s]['best_val_loss'] for s in per)}/{len(per)}"
+            if plain
+            else "-"
         )
-    print(f"tunepipe's sanity stage, apart (median): {statistics.median(apart['sanity']):.1f} s")
+        print(
+            f"{name:<34} {statistics.median(r['best_val_loss'] for r in per.values()):13.4f}"
+            f" {statistics.median(r['epochs'] for r in per.values()):7.0f} {wall:7.1f}"
+            f" {min(walls):5.1f}–{max(walls):<5.1f} {wall / opt_wall:9.2f} {vs_plain:8.2f}"
+            f"  {better} seeds"
+        )
+    print_phases(results)
+
+
+def _paired(per: dict[int, dict], base: dict[int, dict], key: str) -> float:
+    return statistics.median(per[s][key] / base[s][key] for s in per)
+
+
+def print_phases(results: dict[str, dict[int, dict]]) -> None:
+    """tunepipe's phases from summary.json, medians over seeds (they add up to its wall)."""
+    for name, per in results.items():
+        phases = [r["phases"] for r in per.values() if r.get("phases")]
+        if not phases:
+            continue
+        keys = list(dict.fromkeys(k for p in phases for k in p))
+        med = {k: statistics.median(p.get(k, 0.0) for p in phases) for k in keys}
+        print(f"{name} phases (s): " + ", ".join(f"{k} {v:.2f}" for k, v in med.items()))
 
 
 if __name__ == "__main__":

@@ -38,6 +38,21 @@ def _private_token(tmp_path_factory: pytest.TempPathFactory) -> None:
         os.environ["TUNEPIPE_RAY_TOKEN_PATH"] = str(folder / "ray_auth_token")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _no_warm_ray(tmp_path_factory: pytest.TempPathFactory) -> None:
+    # Tests never attach to a warm Ray (`tunepipe up`) a user left running: they look for its
+    # state file in a folder of their own, where only a test that starts one puts it.
+    if "TUNEPIPE_WARM_STATE" not in os.environ:
+        os.environ["TUNEPIPE_WARM_STATE"] = str(tmp_path_factory.mktemp("warm") / "warm.json")
+
+
+@pytest.fixture(autouse=True)
+def _own_sanity_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch) -> None:
+    # Each test gets an empty cache of passed sanity stages (playbook/reuse.py): a test that
+    # breaks a check on purpose must not reuse another test's pass of the same content.
+    monkeypatch.setenv("TUNEPIPE_CACHE", str(tmp_path_factory.mktemp("cache")))
+
+
 @pytest.fixture(scope="session")
 def ray_session():
     """One embedded Ray for every test marked `ray` (2 CPUs: this machine's size)."""

@@ -104,18 +104,42 @@ def test_loss_falls_and_every_epoch_reports_the_metrics(tmp_path):
     assert rec.column("val_acc")[-1] >= 0.9
 
 
-def test_a_checkpoint_every_epoch_by_default_and_every_n_when_asked(tmp_path):
+def needed_epochs(val_losses: list[float], last: int) -> set[int]:
+    """The epochs a decision can need: each new best, each plateau decay, the last."""
+    from schedulers.rules import PlateauRule, PlateauState
+
+    rule, state, best, out = PlateauRule(), PlateauState(), float("inf"), {last}
+    for epoch, v in enumerate(val_losses, start=1):
+        if rule.check(state, v) is not None or v < best:
+            out.add(epoch)
+        best = min(best, v)
+    return out
+
+
+def test_checkpoints_where_decisions_need_them_and_every_n_when_asked(tmp_path):
     s = study(max_epochs=3)
     rec = train(tmp_path, s, prepared(s, *blobs(60)))
-    assert sorted(rec.checkpoints) == [1, 2, 3]
-    state, meta = ckpt.load(rec.checkpoints[2])
-    assert state["epoch"] == meta["epoch"] == 2
+    assert set(rec.checkpoints) == needed_epochs(rec.column("val_loss"), 3)
+    assert 3 in rec.checkpoints
+    state, meta = ckpt.load(rec.checkpoints[3])
+    assert state["epoch"] == meta["epoch"] == 3
     assert meta["model"]["kind"] == "mlp" and meta["task"] == "classification"
     assert meta["input_shape"] == [4] and meta["output_dim"] == 3
+    assert meta["checkpoint_policy"]["epoch"] == 3
 
-    s = study(max_epochs=5, train={"checkpoint_every": 2})
-    rec = train(tmp_path, s, prepared(s, *blobs(60)), name="every2")
-    assert sorted(rec.checkpoints) == [2, 4, 5]  # and always the last epoch
+    # A rate too high to keep improving: plateaus and worse epochs get no checkpoint by default.
+    s = study(max_epochs=12, train={"optimizer": "sgd", "lr": 3.0, "grad_clip": 1.0})
+    rec = train(tmp_path, s, prepared(s, *blobs(60)), name="noisy")
+    needed = needed_epochs(rec.column("val_loss"), 12)
+    assert set(rec.checkpoints) == needed and len(needed) < 12  # some epochs were skipped
+    every2 = study(
+        max_epochs=12,
+        train={"optimizer": "sgd", "lr": 3.0, "grad_clip": 1.0, "checkpoint_every": 2},
+    )
+    rec2 = train(tmp_path, every2, prepared(every2, *blobs(60)), name="every2")
+    got = sorted(rec2.checkpoints)
+    assert needed <= set(got) and got[0] <= 2  # and never more than 2 epochs apart
+    assert all(b - a <= 2 for a, b in zip(got, got[1:], strict=False))
 
 
 def test_sampled_config_overrides_the_study(tmp_path):
@@ -156,6 +180,16 @@ def test_resume_continues_at_the_next_epoch_identically(tmp_path):
     resumed = train(tmp_path, full_study, data, restore_from=first.checkpoints[2], name="resumed")
     assert resumed.column("epoch") == [3, 4]
     assert resumed.metrics == full.metrics[2:]  # exactly equal, not approximately
+
+
+def test_resume_from_the_last_epoch_reports_it_once_more_and_trains_nothing(tmp_path):
+    # The driver died after the final checkpoint reached storage but before its report did.
+    s = study(max_epochs=3)
+    data = prepared(s, *blobs(60))
+    done = train(tmp_path, s, data, name="done")
+    again = train(tmp_path, s, data, restore_from=done.checkpoints[3], name="again")
+    assert again.reason == "completed"
+    assert again.metrics == [done.metrics[-1]] and again.checkpoints == {}
 
 
 def test_resume_applies_a_changed_learning_rate(tmp_path):

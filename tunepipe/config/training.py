@@ -29,7 +29,19 @@ class TrainConfig(FastPathSettings):
     weight_decay: float = Field(0.0, ge=0)
     batch_size: int = Field(64, ge=1, strict=True, description="B1: 16 to 128")  # not `true`
     grad_clip: float | None = Field(None, gt=0, description="M2: clip grad norm (5 or 15 for RNNs)")
-    checkpoint_every: int = Field(1, ge=1, description="epochs between checkpoints")
+    checkpoint_every: int | Literal["auto"] = Field(
+        "auto",
+        description="longest gap between checkpoints: epochs, or auto (30 s of training); "
+        "decisions and resume get theirs anyway (docs/checkpoints.md)",
+    )
+
+    @field_validator("checkpoint_every", mode="before")
+    @classmethod
+    def _every(cls, v: object) -> object:
+        if v != "auto" and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            raise ValueError("checkpoint_every is a number of epochs (1 or more) or auto")
+        return v
+
     lr_schedule: LRSchedule = Field(default_factory=LRSchedule)
 
 

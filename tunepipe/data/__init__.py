@@ -1,6 +1,17 @@
 """Arrow datasets: open, check, split, normalise (D1), shuffle (D2), batch."""
 
-from tunepipe.data.batches import iterate_batches
+from typing import Any
+
 from tunepipe.data.prepare import PreparedData, Split, load_data, prepare_arrays
 
 __all__ = ["PreparedData", "Split", "iterate_batches", "load_data", "prepare_arrays"]
+
+
+def __getattr__(name: str) -> Any:
+    # Batching needs torch; reading and splitting the data does not, so `tunepipe run` checks
+    # the data before torch is imported, and imports it beside Ray's start (engine/runner.py).
+    if name == "iterate_batches":
+        from tunepipe.data.batches import iterate_batches
+
+        return iterate_batches
+    raise AttributeError(f"module 'tunepipe.data' has no attribute {name!r}")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -15,7 +14,9 @@ from typing import Any
 import yaml
 
 from tunepipe.config import StudyConfig
+from tunepipe.engine.finish import finish_overlapped
 from tunepipe.engine.interrupt import Interrupted, graceful_signals
+from tunepipe.engine.phases import PhaseClock, beside
 from tunepipe.engine.trackers import check_trackers
 from tunepipe.errors import RunDirError, StudyFailed
 from tunepipe.playbook.stage import sanity_stage
@@ -47,13 +48,17 @@ def run_study(
     progress: bool = True,
     num_cpus: int | None = None,
     shared_storage: bool = False,
+    started: float | None = None,
+    fresh: bool = False,
 ) -> RunOutcome:
     """Run a validated study end to end; returns the run folder and the summary.
 
     Raises RunDirError when the run folder already holds a study (nothing is overwritten),
     StorageError when a cluster spans hosts and the storage is a local path (`shared_storage`
     declares it an NFS-like mount every node sees), Interrupted on SIGINT/SIGTERM (the study is
-    resumable) and StudyFailed when no trial produced a usable result.
+    resumable) and StudyFailed when no trial produced a usable result. `started` (a time.time()
+    value, e.g. the process's start) is where summary.json's wall and phases begin; default now.
+    Without `address`, the warm Ray of `tunepipe up` is used when one is up, unless `fresh`.
     """
     updates = {
         k: v
@@ -70,19 +75,24 @@ def run_study(
             f"{loc.display}` to continue it"
         )
     check_trackers(study)  # a missing package or W&B account stops here, not after sanity
-    t0 = time.monotonic()
-    data = _load_data(study, study_dir)  # bad data stops here, before Ray starts
+    clock = PhaseClock(started)
+    with clock.phase("data"):
+        data = _load_data(study, study_dir)  # bad data stops here, before Ray starts
     paths = _user_paths(study, study_dir)  # before sanity: it builds the user's model too
-    # Ray first: its workers boot and import torch (session.PRELOAD_MODULES) during the sanity
-    # stage, so the first trials start at once.
-    _start_ray(paths, address, num_cpus, loc, shared_storage)
-    _check_resources(study)  # a GPU study never runs silently on CPUs
-    study = _sanity(study, data, loc, progress)
+    # The sanity stage (and its torch import) runs beside Ray's start, which mostly waits for
+    # Ray's processes; Ray's workers boot and import torch (session.PRELOAD_MODULES) meanwhile,
+    # so the first trials start at once. A failed check is raised once Ray is up.
+    with clock.phase("ray_start_and_sanity"):
+        sanity = beside(lambda: _sanity(study, data, loc, progress), "sanity")
+        started_ray = _start_ray(paths, address, num_cpus, loc, shared_storage, fresh)
+        study, clock.beside["sanity"] = sanity()
+        _check_resources(study)  # a GPU study never runs silently on CPUs
     # Written before the search, not after: a study killed midway must be resumable.
     loc.write_text(STUDY_FILE, yaml.safe_dump(study.model_dump(mode="json"), sort_keys=False))
     loc.write_json(RUN_FILE, {"study_dir": str(study_dir), "versions": versions()})
-    grid, scheduler, limits = _fit(study, data, loc, progress)
-    return _write_outputs(study, data, loc, grid, scheduler, time.monotonic() - t0, limits)
+    with clock.phase("search"):
+        grid, scheduler, limits = _fit(study, data, loc, progress)
+    return _write_outputs(study, data, loc, grid, scheduler, clock, started_ray, limits)
 
 
 def resume_study(
@@ -94,6 +104,7 @@ def resume_study(
     num_cpus: int | None = None,
     shared_storage: bool = False,
     time_budget: float | None = None,
+    started: float | None = None,
 ) -> RunOutcome:
     """Continue an interrupted study in its run folder and rewrite its outputs.
 
@@ -122,14 +133,20 @@ def resume_study(
         recorded = loc.read_json(RUN_FILE).get("study_dir") if loc.exists(RUN_FILE) else None
         study_dir = Path(recorded) if recorded and Path(recorded).is_dir() else Path.cwd()
     study_dir = study_dir.resolve()
-    t0 = time.monotonic()
-    data = _load_data(study, study_dir)
-    _start_ray(_user_paths(study, study_dir), address, num_cpus, loc, shared_storage)
-    _check_resources(study)
+    clock = PhaseClock(started)
+    with clock.phase("data"):
+        data = _load_data(study, study_dir)
+    with clock.phase("ray_start"):
+        paths = _user_paths(study, study_dir)
+        started_ray = _start_ray(paths, address, num_cpus, loc, shared_storage)
+        _check_resources(study)
     # No tuner.pkl: the driver died before Tune began, so there is nothing to keep.
     restore = loc.exists(TUNER_STATE)
-    grid, scheduler, limits = _fit(study, data, loc, progress, restore=restore, budget=time_budget)
-    return _write_outputs(study, data, loc, grid, scheduler, time.monotonic() - t0, limits)
+    with clock.phase("search"):
+        grid, scheduler, limits = _fit(
+            study, data, loc, progress, restore=restore, budget=time_budget
+        )
+    return _write_outputs(study, data, loc, grid, scheduler, clock, started_ray, limits)
 
 
 def _start_ray(
@@ -138,14 +155,36 @@ def _start_ray(
     num_cpus: int | None,
     loc: RunLocation,
     shared_storage: bool,
-) -> None:
-    from tunepipe.engine.session import init_ray
-
-    init_ray(address, num_cpus=num_cpus, extra_pythonpath=paths)
+    fresh: bool = False,
+) -> tuple[bool, str]:
+    """Start or join Ray: the cluster at `address`, else the warm Ray of `tunepipe up` unless
+    `fresh`, else an embedded one. Returns (whether this call connected, so the run disconnects
+    at its end; False in a test's shared session) and which Ray it is."""
     import ray
 
+    from tunepipe.engine.session import init_ray
+    from tunepipe.engine.warm import current
+
+    connected = ray.is_initialized()
+    warm = None if (address or fresh or connected) else current()
+    if warm is not None:
+        print(
+            f"using the warm Ray of `tunepipe up` at {warm.address} (dashboard {warm.dashboard});"
+            " --fresh starts a Ray of its own",
+            file=sys.stderr,
+        )
+    init_ray(
+        warm.address if warm else address,
+        num_cpus=num_cpus,
+        extra_pythonpath=paths,
+        warm=warm is not None,
+    )
     # Always, not only with an address: inside a Ray job, RAY_ADDRESS joins the cluster silently.
     check_storage_reaches_every_node(loc, _node_hosts(ray.nodes()), shared_storage)
+    kind = (
+        "warm" if warm else ("cluster" if address or os.environ.get("RAY_ADDRESS") else "embedded")
+    )
+    return not connected, kind
 
 
 def _check_resources(study: StudyConfig) -> None:
@@ -389,38 +428,45 @@ def _write_outputs(
     loc: RunLocation,
     grid: Any,
     scheduler: Any,
-    wall: float,
+    clock: PhaseClock,
+    started_ray: tuple[bool, str],
     limits: Any = None,
 ) -> RunOutcome:
     from tunepipe.engine import results as res
     from tunepipe.engine.schedule import decision_dict, read_decisions
 
-    decisions = read_decisions(loc)  # those made before a resume survive in the run folder
-    decisions.update({tid: decision_dict(rec) for tid, rec in scheduler.decisions.items()})
-    if limits is not None:  # trials a time budget left unfinished (never logged as decided)
-        decisions.update(limits.extra_decisions())
-    records = res.trial_records(grid, study, decisions)
-    loc.write_parquet("results.parquet", res.results_table(records, study))
-    loc.write_parquet("history.parquet", res.history_table(records))
-    summary = res.summary(records, study, wall)
-    if limits is not None and limits.ended_by():
-        summary["ended_by"] = limits.ended_by()
-    if data is not None:
-        loc.write_json("data_stats.json", data.stats())
-    if summary["best_trial_id"] is not None:
-        best = next(r for r in records if r.trial_id == summary["best_trial_id"])
-        if best.checkpoint:
+    with clock.phase("outputs"):
+        decisions = read_decisions(loc)  # those made before a resume survive in the run folder
+        decisions.update({tid: decision_dict(rec) for tid, rec in scheduler.decisions.items()})
+        if limits is not None:  # trials a time budget left unfinished (never logged as decided)
+            decisions.update(limits.extra_decisions())
+        records = res.trial_records(grid, study, decisions)
+        loc.write_parquet("results.parquet", res.results_table(records, study))
+        loc.write_parquet("history.parquet", res.history_table(records))
+        summary = res.summary(records, study, clock.elapsed())
+        if limits is not None and limits.ended_by():
+            summary["ended_by"] = limits.ended_by()
+        if data is not None:
+            loc.write_json("data_stats.json", data.stats())
+        best = next((r for r in records if r.trial_id == summary["best_trial_id"]), None)
+        if best is not None and best.checkpoint:
             _save_best_model(loc, best.checkpoint)
-            if data is not None and data.test is not None:
-                summary["test"] = _evaluate_test(loc, data)
+    if best is not None and best.checkpoint and data is not None and data.test is not None:
+        with clock.phase("test"):
+            summary["test"] = _evaluate_test(loc, data)
+    loc.write_json("summary.json", summary)  # the report reads it
+    with clock.phase("report"):  # drawn while Ray shuts down: neither waits for the other
+        apart = finish_overlapped(loc.path if loc.is_local else None, started_ray[0])
+    summary.update(
+        wall_seconds=round(clock.elapsed(), 2),
+        phases=clock.rounded(),
+        phases_overlapped={**clock.beside, **apart},
+        ray=started_ray[1],
+    )
     loc.write_json("summary.json", summary)
-    if loc.is_local:  # the report reads the run folder back; URIs get it via `tunepipe report`
-        from tunepipe.report import write_report
-
-        write_report(loc.path)
     from tunepipe.engine.trackers import attach_study_outputs
 
-    attach_study_outputs(study, loc, summary)
+    attach_study_outputs(study, loc, summary)  # after the report: it attaches report.html too
     if summary["best_trial_id"] is None and not summary.get("ended_by", "").startswith("time"):
         raise StudyFailed(
             f"no trial produced a finite {study.metric}; stop reasons: "

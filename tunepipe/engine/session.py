@@ -51,8 +51,12 @@ def init_ray(
     num_cpus: int | None = None,
     extra_pythonpath: list[str] = (),
     dashboard: bool = True,
+    warm: bool = False,
 ) -> None:
-    """Start an embedded Ray (address None) or join the cluster at `address` (as ray.init takes)."""
+    """Start an embedded Ray (address None) or join the cluster at `address` (as ray.init takes).
+
+    `warm`: `address` is the warm Ray of `tunepipe up`, on this machine, whose workers inherit
+    the environment and preloads an embedded Ray gives them (engine/warm.py)."""
     import logging
 
     global _embedded
@@ -96,7 +100,7 @@ def init_ray(
         runtime_env=runtime_env,
         **local,
     )
-    _embedded = embedded
+    _embedded = embedded or warm
 
 
 @contextmanager

@@ -32,8 +32,13 @@ def sanity_stage(
     """
     if not study.playbook.sanity:
         return study, None
-    result = run_sanity(study, data)
-    write_outputs(result, loc)
+    from tunepipe.playbook import reuse
+
+    key = reuse.content_key(study, data)
+    result = reuse.load(key, loc)  # the same content passed before: its result and files
+    if result is None:
+        result = run_sanity(study, data)
+        reuse.keep(key, result, loc, write_outputs(result, loc))
     if progress:
         print_table(result, console)
     if not result.passed:

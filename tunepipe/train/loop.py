@@ -23,6 +23,7 @@ from tunepipe.data import PreparedData, iterate_batches
 from tunepipe.models import build_model, model_spec, task_head
 from tunepipe.train import checkpoint as ckpt
 from tunepipe.train import fast as fastpath
+from tunepipe.train.ckpt_policy import CheckpointPolicy
 from tunepipe.train.diagnostics import Diagnostics
 
 # report(metrics, checkpoint_dir or None) -> None; raises to stop the trial if the caller wants.
@@ -142,12 +143,18 @@ def run_trial(
         "data_stats": data.stats(),
     }
 
-    start_epoch, decays, initial_config = 0, 0, dict(config)
+    start_epoch, decays, initial_config, restored = 0, 0, dict(config), {}
     if restore_from is not None:
         start_epoch, restored = _restore(restore_from, model, optimizer, shuffle)
         initial_config = restored.get("initial_config", initial_config)
         decays = restored.get("lr_decays", 0) + (hp.lr < restored.get("lr_base", hp.lr) * 0.999)
     meta["initial_config"] = initial_config  # results show the sampled values, not decayed ones
+    policy = CheckpointPolicy(study, restored.get("checkpoint_policy"))
+    if start_epoch >= study.scheduler.max_epochs and restored.get("metrics"):
+        # Trained to the end, but the driver died before the last report reached it (its
+        # checkpoint did): report it again, or the trial would end with no final epoch.
+        report(restored["metrics"], None)
+        return "completed"
 
     for epoch in range(start_epoch + 1, study.scheduler.max_epochs + 1):
         lr, momentum = schedule_at(study.train.lr_schedule, hp, epoch, study.scheduler.max_epochs)
@@ -169,7 +176,7 @@ def run_trial(
         if not math.isfinite(metrics["val_loss"]):
             report({**metrics, "stop_reason": "diverged"}, None)
             return "diverged"
-        if epoch % study.train.checkpoint_every == 0 or epoch == study.scheduler.max_epochs:
+        if policy.due(epoch, metrics["val_loss"]):  # when a decision or resume can need it
             with tempfile.TemporaryDirectory(prefix="tunepipe-ckpt-") as tmp:
                 ckpt.save(
                     tmp,
@@ -177,7 +184,13 @@ def run_trial(
                     optimizer=optimizer,
                     epoch=epoch,
                     rng=shuffle,
-                    meta={**meta, "lr_base": hp.lr, "lr_decays": decays},
+                    meta={
+                        **meta,
+                        "lr_base": hp.lr,
+                        "lr_decays": decays,
+                        "checkpoint_policy": policy.state(epoch),
+                        "metrics": metrics,
+                    },
                 )
                 report(metrics, tmp)
         else:

@@ -1,0 +1,97 @@
+"""When a trial checkpoints: when a decision or a resume can need one (`train.checkpoint_every`).
+
+A checkpoint costs a report round trip with files to persist, and every `num_to_keep` of them an
+experiment snapshot on the driver. Writing one every epoch paid that for checkpoints nothing ever
+read. A checkpoint is written at an epoch that is:
+
+- `last`: the final epoch (the trial's model);
+- `best`: a new best validation loss of the trial (best_model/ is the best epoch's weights);
+- `pause`: one where the plateau rule will decay the rate: the scheduler then pauses the trial,
+  and Ray resumes it from its last reported checkpoint, which must be this epoch's;
+- `rung`: an ASHA rung (grace_period x reduction_factor^k), where a scheduler may pause it;
+- `exploit`: every epoch under PBT, which clones other trials' newest checkpoints at any time;
+- `interval`: the interval since the last checkpoint has passed, `checkpoint_every` epochs, or
+  with `auto` (the default) AUTO_SECONDS of training: a killed study loses at most that much.
+
+The plateau decision is mirrored here with the same pure rule the scheduler runs
+(schedulers.rules.PlateauRule), fed the same val_loss sequence; its state travels in the
+checkpoint, so a trial resumed after a pause mirrors on from where the scheduler's rule stands.
+Pure: no Ray, no torch.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import Any
+
+from schedulers.rules import PlateauRule, PlateauState
+
+# With `checkpoint_every: auto`, the longest a trial trains without a checkpoint. A digits epoch
+# takes ~30 ms, so this is rarely what writes one there; on a long epoch it bounds what a kill
+# loses (each epoch over it is checkpointed).
+AUTO_SECONDS = 30.0
+
+
+class CheckpointPolicy:
+    """Say, epoch by epoch, whether to checkpoint and why (`due`)."""
+
+    def __init__(
+        self,
+        study: Any,
+        state: dict[str, Any] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        every = study.train.checkpoint_every
+        self.every_epochs = None if every == "auto" else int(every)
+        self.max_epochs = study.scheduler.max_epochs
+        self.every_epoch = study.scheduler.kind == "pbt"
+        self.rungs = _rungs(study.scheduler) if study.scheduler.kind == "asha" else set()
+        st = study.stopping.plateau
+        self.plateau = PlateauRule(**st.model_dump()) if st and not self.every_epoch else None
+        state = state or {}
+        self.best = float(state.get("best", math.inf))
+        self.plateau_state = PlateauState(**state.get("plateau", {}))
+        self.clock = clock
+        self.last_time = clock()
+        self.last_epoch = int(state.get("epoch", 0))
+
+    def due(self, epoch: int, val_loss: float) -> str | None:
+        """The reason to checkpoint after `epoch` with this validation loss, or None."""
+        reason = None
+        if self.plateau is not None and math.isfinite(val_loss):
+            if self.plateau.check(self.plateau_state, val_loss) is not None:
+                reason = "pause"
+        if val_loss < self.best:
+            self.best = val_loss
+            reason = reason or "best"
+        reason = reason or self._scheduled(epoch)
+        if reason is not None:
+            self.last_time, self.last_epoch = self.clock(), epoch
+        return reason
+
+    def _scheduled(self, epoch: int) -> str | None:
+        if epoch >= self.max_epochs:
+            return "last"
+        if self.every_epoch:
+            return "exploit"
+        if epoch in self.rungs:
+            return "rung"
+        if self.every_epochs is not None:
+            return "interval" if epoch - self.last_epoch >= self.every_epochs else None
+        return "interval" if self.clock() - self.last_time >= AUTO_SECONDS else None
+
+    def state(self, epoch: int) -> dict[str, Any]:
+        """What a checkpoint keeps so a resumed trial's policy goes on from here."""
+        return {"epoch": epoch, "best": self.best, "plateau": asdict(self.plateau_state)}
+
+
+def _rungs(sched: Any) -> set[int]:
+    """ASHA's milestones: grace_period x reduction_factor^k below max_epochs (Ray's rungs)."""
+    out, k = set(), 0
+    while (t := int(sched.grace_period * sched.reduction_factor**k)) < sched.max_epochs:
+        out.add(t)
+        k += 1
+    return out
