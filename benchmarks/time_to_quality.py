@@ -5,6 +5,7 @@ split rows, space, epoch budget and, for the Ray methods, the same sampled confi
 
 - tunepipe, cold: `tunepipe run --fresh` (Ray's start, imports, sanity stage, report included);
 - tunepipe, warm: `tunepipe run` after `tunepipe up` (up and down are outside the wall);
+- tunepipe with Optuna's TPE as its searcher (`--set search.kind=tpe`, docs/search.md), warm;
 - a plain Ray Tune script: ray.init() defaults, ASHA defaults, reuse_actors=True, 1 CPU a trial;
 - Optuna TPE + successive halving, n_jobs=2, one torch thread each;
 - full random search: every trial to max epochs, 2 processes, no Ray.
@@ -16,7 +17,7 @@ default seeds are 3, 4 and 5. Run inside a private network namespace:
     unshare -rn sh -c 'ip link set lo up && python benchmarks/time_to_quality.py'
 
 Options: --seeds 3 4 5 --trials 32 --max-epochs 20 --methods NAME... (see METHODS).
-Needs the bench extra (optuna): pip install -e '.[bench]'. Adding a method: one Method in METHODS.
+Adding a method: one Method in METHODS.
 """
 
 from __future__ import annotations
@@ -88,6 +89,12 @@ METHODS: dict[str, Method] = {
     "tunepipe run (cold)": Method(_tunepipe_argv("--fresh"), _read_tunepipe),
     "tunepipe run (warm: tunepipe up)": Method(
         _tunepipe_argv(), _read_tunepipe, before=[*TP, "up"], after=[*TP, "down"]
+    ),
+    "tunepipe run, search tpe (warm)": Method(
+        _tunepipe_argv("--set", "search.kind=tpe"),
+        _read_tunepipe,
+        before=[*TP, "up"],
+        after=[*TP, "down"],
     ),
     "plain Ray Tune script": _script("plain"),
     "Optuna TPE + SH, 2 workers": _script("optuna"),

@@ -1,5 +1,5 @@
 """`python -m tunepipe` runs the tunepipe command (same as the console script)."""
 
-from tunepipe.cli import main
+from tunepipe.cli import entry
 
-main()
+entry()

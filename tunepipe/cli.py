@@ -398,7 +398,6 @@ def main() -> None:
     debug = "--debug" in sys.argv[1:]
     try:
         app(prog_name="tunepipe", standalone_mode=False)
-        _skip_teardown_after_a_study()
     except TunepipeError as exc:
         if debug:
             raise
@@ -417,10 +416,18 @@ def main() -> None:
         _click_exit(exc, debug)
 
 
+def entry() -> None:
+    """The process's entry point (console script, `python -m tunepipe`): main(), then, after a
+    `run`/`resume` that returned normally, exit without module teardown. Never called by code
+    that goes on after it, as tests calling main() do: it ends the process."""
+    main()
+    _skip_teardown_after_a_study()
+
+
 def _skip_teardown_after_a_study() -> None:
     """After `run`/`resume` (Ray already shut down, every file closed), exit without tearing
     down torch, Ray and gRPC module by module: that took 6-8 s of a busy 2-core machine after the
-    last line was printed. atexit handlers still run; only the console entry point does this."""
+    last line was printed. atexit handlers still run."""
     if next((a for a in sys.argv[1:] if not a.startswith("-")), None) in ("run", "resume"):
         import atexit
         import os
