@@ -77,8 +77,13 @@ def test_four_trial_study_end_to_end(ray_session, tmp_path):
     assert (model.predict(feats) == labels).mean() > 0.8
     assert (run_dir / "report.html").is_file()
     assert not list(run_dir.glob("*/events.out.tfevents*"))  # TensorBoard files only on request
-    with pytest.raises(Exception, match="already holds a study"):
-        run_study(parse_study(study_dict(name="four")), storage=str(tmp_path), progress=False)
+    # The same study again: a new folder beside the first, which is left as it was.
+    before = (run_dir / "results.parquet").read_bytes()
+    again = parse_study(study_dict(name="four", scheduler={"max_epochs": 1}))
+    second = run_study(again, storage=str(tmp_path), progress=False)
+    assert Path(second.run_dir) == tmp_path / "four-2"
+    assert (tmp_path / "four-2" / "results.parquet").is_file()
+    assert (run_dir / "results.parquet").read_bytes() == before
 
 
 def test_huge_learning_rate_diverges_within_three_reports(ray_session, tmp_path):

@@ -18,7 +18,13 @@ from tunepipe.config import StudyConfig
 from tunepipe.engine.interrupt import Interrupted, graceful_signals
 from tunepipe.errors import RunDirError, StudyFailed
 from tunepipe.playbook.stage import sanity_stage
-from tunepipe.storage import RunLocation, check_storage_reaches_every_node, locate
+from tunepipe.storage import (
+    STUDY_FILE,
+    RunLocation,
+    check_storage_reaches_every_node,
+    has_trials,
+    new_run_location,
+)
 
 TUNER_STATE = "tuner.pkl"  # Ray Tune's record of how the Tuner was built; restore needs it
 
@@ -29,7 +35,6 @@ class RunOutcome:
     summary: dict[str, Any]
 
 
-STUDY_FILE = "study.yaml"  # written first: it is what makes a folder a (resumable) study
 RUN_FILE = "run.json"  # where the study came from, so resume finds relative data and code
 
 
@@ -47,10 +52,10 @@ def run_study(
 ) -> RunOutcome:
     """Run a validated study end to end; returns the run folder and the summary.
 
-    Raises RunDirError when the run folder already holds a study (nothing is overwritten),
-    StorageError when a cluster spans hosts and the storage is a local path (`shared_storage`
-    declares it an NFS-like mount every node sees), Interrupted on SIGINT/SIGTERM (the study is
-    resumable) and StudyFailed when no trial produced a usable result.
+    The run folder is new (`storage.new_run_location`): a study that already ran keeps its
+    folder. Raises StorageError when a cluster spans hosts and the storage is a local path
+    (`shared_storage` declares it an NFS-like mount every node sees), Interrupted on
+    SIGINT/SIGTERM (the study is resumable) and StudyFailed when no trial produced a usable result.
     """
     updates = {
         k: v
@@ -59,13 +64,9 @@ def run_study(
     }
     study = study.model_copy(update=updates)
     study_dir = (study_dir or Path.cwd()).resolve()
-    loc = locate(study.storage, study.name)  # outputs go where the user runs tunepipe
-    if loc.exists(STUDY_FILE):  # a folder holding only a failed sanity stage's files is reused
-        raise RunDirError(
-            f"{loc.display} already holds a study; nothing was changed. Use another "
-            "--storage, rename the study (name:), or `tunepipe resume "
-            f"{loc.display}` to continue it"
-        )
+    # <storage>/<name>, else <name>-2, -3, ...: a second run never touches the first's results.
+    loc = new_run_location(study.storage, study.name)
+    print(f"run folder: {loc.display}", file=sys.stderr)
     t0 = time.monotonic()
     data = _load_data(study, study_dir)  # bad data stops here, before Ray starts
     paths = _user_paths(study, study_dir)  # before sanity: it builds the user's model too
@@ -104,6 +105,12 @@ def resume_study(
             f"{loc.display} holds no {STUDY_FILE}, so it is not a tunepipe run folder or its "
             "study never started; give the run folder itself (<storage>/<study name>), or start "
             "the study with `tunepipe run STUDY`"
+        )
+    if not has_trials(loc):  # resuming would repeat whatever stopped it
+        raise RunDirError(
+            f"{loc.display}: the study stopped before its first trial reported, so there is "
+            "nothing to resume; correct the study file and start it with `tunepipe run STUDY` "
+            "(it takes this folder over)"
         )
     study = parse_study(
         yaml.safe_load(loc.read_text(STUDY_FILE)), source=f"{loc.display}/{STUDY_FILE}"
