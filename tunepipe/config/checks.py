@@ -18,12 +18,12 @@ def cross_field_problems(s: StudyConfig) -> list[tuple[str, str, Any]]:
         both = "data" if s.data is not None else "model" if s.model is not None else None
         if both:
             return [(both, "give either trainable or data+model, not both", s.trainable)]
-        return _auto_lr_problems(s)
-    problems: list[tuple[str, str, Any]] = []
+        return _selection_problems(s) + _auto_lr_problems(s)
+    problems = _selection_problems(s)
     for part in ("data", "model"):
         if getattr(s, part) is None:
             problems.append((part, f"{part} is required unless the study names a trainable", None))
-    if s.metric not in BUILTIN_METRICS:
+    if s.metric not in BUILTIN_METRICS and s.metric != "train_loss":  # P8: said above
         problems.append(
             (
                 "metric",
@@ -62,6 +62,14 @@ def cross_field_problems(s: StudyConfig) -> list[tuple[str, str, Any]]:
             problems.append(("search_space.batch_size", "batch sizes are positive integers", b))
     problems += _space_value_problems(s)
     return problems + _auto_lr_problems(s)
+
+
+def _selection_problems(s: StudyConfig) -> list[tuple[str, str, Any]]:
+    """P8: trials are selected on validation, never on the training loss."""
+    train = s.metrics.train_loss if s.trainable else "train_loss"
+    if s.metric != train:
+        return []
+    return [("metric", "select on a validation metric (P8), e.g. val_loss", s.metric)]
 
 
 AUTO_LR = "auto"  # search_space.lr: auto → the sanity stage's LR range test picks the range

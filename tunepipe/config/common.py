@@ -11,7 +11,7 @@ IMPORT_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 # Hyperparameters the built-in trainable reads itself; anything else goes to the model factory.
 TRAIN_KEYS = ("optimizer", "lr", "momentum", "weight_decay", "batch_size", "grad_clip")
 BUILTIN_DATA = ("digits",)
-BUILTIN_METRICS = ("val_loss", "val_acc", "val_rmse", "train_loss")
+BUILTIN_METRICS = ("val_loss", "val_acc", "val_rmse")  # selectable: validation only (P8)
 
 
 class Strict(BaseModel):

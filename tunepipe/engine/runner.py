@@ -67,6 +67,11 @@ def run_study(
     # <storage>/<name>, else <name>-2, -3, ...: a second run never touches the first's results.
     loc = new_run_location(study.storage, study.name)
     print(f"run folder: {loc.display}", file=sys.stderr)
+    if study.metric.endswith("_acc"):
+        print(
+            f"note: selecting on {study.metric}; the playbook's rules read losses (P3)",
+            file=sys.stderr,
+        )
     t0 = time.monotonic()
     data = _load_data(study, study_dir)  # bad data stops here, before Ray starts
     paths = _user_paths(study, study_dir)  # before sanity: it builds the user's model too
@@ -159,11 +164,13 @@ def _sanity(study: StudyConfig, data: Any, loc: RunLocation, progress: bool) -> 
     """P1/P5: check before searching (raises SanityFailed on a failed check); resolves `lr: auto`
     and hands the measured loss before training to the divergence rule as its reference."""
     study, result = sanity_stage(study, data, loc, progress=progress)
-    measured = getattr(result, "initial_loss", None)
-    if measured is not None and study.stopping.initial_loss is None:
-        stopping = study.stopping.model_copy(update={"initial_loss": float(measured)})
-        study = study.model_copy(update={"stopping": stopping})
-    return study
+    if result is None or data is None or study.stopping.initial_loss is not None:
+        return study  # P5's reference: the study's, else expected_initial_loss (schedule.py)
+    reference, words = result.divergence_reference(data.chance_loss())
+    if progress:
+        print(f"divergence rule's reference: {words}", file=sys.stderr)
+    stopping = study.stopping.model_copy(update={"initial_loss": reference})
+    return study.model_copy(update={"stopping": stopping})
 
 
 def _node_hosts(nodes: list[dict[str, Any]]) -> set[str]:
@@ -348,7 +355,7 @@ def _write_outputs(
     study: StudyConfig, data: Any, loc: RunLocation, grid: Any, scheduler: Any, wall: float
 ) -> RunOutcome:
     from tunepipe.engine import results as res
-    from tunepipe.engine.schedule import decision_dict, read_decisions
+    from tunepipe.engine.schedule import decision_dict, nothing_learned, read_decisions
 
     decisions = read_decisions(loc)  # those made before a resume survive in the run folder
     decisions.update({tid: decision_dict(rec) for tid, rec in scheduler.decisions.items()})
@@ -358,7 +365,12 @@ def _write_outputs(
     summary = res.summary(records, study, wall)
     if data is not None:
         loc.write_json("data_stats.json", data.stats())
-    if summary["best_trial_id"] is not None:
+    unlearned = nothing_learned(
+        summary, data.chance_loss() if data else study.stopping.initial_loss
+    )
+    if unlearned:
+        summary["nothing_learned"] = unlearned
+    elif summary["best_trial_id"] is not None:
         best = next(r for r in records if r.trial_id == summary["best_trial_id"])
         if best.checkpoint:
             _save_best_model(loc, best.checkpoint)
@@ -369,6 +381,8 @@ def _write_outputs(
         from tunepipe.report import write_report
 
         write_report(loc.path)
+    if unlearned:
+        raise StudyFailed(f"{unlearned}. Results are in {loc.display}")
     if summary["best_trial_id"] is None:
         raise StudyFailed(
             f"no trial produced a finite {study.metric}; stop reasons: "

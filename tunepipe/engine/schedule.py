@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from pydantic import BaseModel
@@ -33,15 +32,23 @@ def build_judge(study: StudyConfig, data: Any = None) -> PlaybookJudge:
 
 
 def expected_initial_loss(study: StudyConfig, data: Any) -> float | None:
-    """The loss of a sane untrained model (P5's reference): ln C, ln 2, or 1 for standardised
-    regression targets (predicting their mean). None when unknown (own trainables)."""
+    """The loss of a sane untrained model (P5's reference): ln C, ln 2, or the standardised
+    regression targets' variance (`PreparedData.chance_loss`). None for own trainables."""
     if study.trainable or data is None:
         return None
-    if study.task == "classification":
-        return math.log(max(data.output_dim, 2))
-    if study.task == "binary":
-        return math.log(2)
-    return 1.0 if study.data.standardize_targets else None
+    return data.chance_loss()
+
+
+def nothing_learned(summary: dict[str, Any], chance: float | None) -> str | None:
+    """Why no trial counts as best when even the best val loss sits at chance level (a model no
+    better than guessing is never shown as "best"), else None."""
+    best = summary.get("best_val_loss")
+    if chance is None or best is None or best < chance:
+        return None
+    return (
+        f"no trial learned: the best val_loss {best:.4g} is not below the chance-level loss "
+        f"{chance:.4g} (stop reasons: {summary['stop_reasons']}); lower the learning rate (P5)"
+    )
 
 
 def build_scheduler(study: StudyConfig, data: Any = None) -> Any:
