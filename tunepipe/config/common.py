@@ -15,9 +15,10 @@ BUILTIN_METRICS = ("val_loss", "val_acc", "val_rmse")  # selectable: validation 
 
 
 class Strict(BaseModel):
-    """Unknown keys are errors (the error list adds a "did you mean")."""
+    """Unknown keys are errors (the error list adds a "did you mean"); types are strict."""
 
-    model_config = ConfigDict(extra="forbid")
+    # strict: a string is not a number (`dropout: "0.1"`), `yes` is not a GPU count; no inf/NaN.
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
 
 def did_you_mean(key: str, options: Any) -> str:

@@ -241,6 +241,7 @@ def _new_tuner(
     from tunepipe.engine.progress import ProgressView, RuleNotice
     from tunepipe.engine.schedule import DecisionLog
     from tunepipe.engine.space import to_tune_space
+    from tunepipe.space import trial_count
 
     callbacks = [
         RuleNotice(getattr(scheduler, "judge", None)),
@@ -252,7 +253,7 @@ def _new_tuner(
             ProgressView(
                 study.metric,
                 study.mode,
-                _n_trials(study),
+                trial_count(study),
                 reasons=lambda tid: _live_reason(scheduler, tid),
             )
         )
@@ -335,14 +336,6 @@ def _ship_by_value(fn: Any) -> None:
     module = sys.modules.get(getattr(fn, "__module__", ""))
     if module is not None and not module.__name__.startswith(("ray.", "tunepipe.")):
         cloudpickle.register_pickle_by_value(module)
-
-
-def _n_trials(study: StudyConfig) -> int:
-    grid = 1
-    for v in study.search_space.values():
-        if getattr(v, "type", None) == "grid":
-            grid *= len(v.values)
-    return study.num_samples * grid
 
 
 def _live_reason(scheduler: Any, trial_id: str) -> str:

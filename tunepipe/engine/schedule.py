@@ -100,8 +100,10 @@ def pbt_space(study: StudyConfig) -> dict[str, dict[str, Any]]:
             continue
         if dom.type in ("choice", "grid"):
             out[name] = {"type": "choice", "values": list(dom.values)}
-        elif dom.type == "randint":
+        elif dom.type in ("randint", "lograndint"):
             out[name] = {"type": "int", "low": dom.low, "high": dom.high - 1}
+        elif dom.type == "qrandint":
+            out[name] = {"type": "int", "low": dom.low, "high": dom.high}
         elif dom.type == "quniform":
             out[name] = {"type": "uniform", "low": dom.low, "high": dom.high}
         else:
