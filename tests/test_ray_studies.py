@@ -168,7 +168,9 @@ def test_plateau_decays_lr_and_continues_from_checkpoint(ray_session, tmp_path):
     assert len(worker_pids(run_dir)) == 1
 
 
-def test_pbt_population_runs_with_exploits_logged(ray_session, tmp_path):
+def test_pbt_exploits_restore_existing_checkpoints_and_results_show_the_last_config(
+    ray_session, tmp_path
+):
     run_dir, rows, history = run(
         tmp_path,
         name="pbt",
@@ -181,10 +183,22 @@ def test_pbt_population_runs_with_exploits_logged(ray_session, tmp_path):
         stopping={"divergence": None, "overfitting": None},
     )
     assert len(rows) == 4
-    assert all(r["stop_reason"] == "completed" for r in rows)
-    log = (run_dir / "pbt_global.txt").read_text().strip().splitlines()
-    assert log, "PBT logged no exploit"
+    assert all(r["stop_reason"] == "completed" for r in rows)  # none `error`: clones exist
     assert all(math.isfinite(h["val_loss"]) for h in history)
+    decisions = json.loads((run_dir / "decisions.json").read_text())
+    exploits = {t: d["exploits"] for t, d in decisions.items() if d.get("exploits")}
+    assert exploits, decisions
+    ids = {r["trial_id"] for r in rows}
+    for trial, steps in exploits.items():
+        assert all(e["from"] in ids and e["from"] != trial and e["changed"] for e in steps)
+    for row in rows:  # config.* is what the trial ran last: the lr of its last epoch
+        last = max(
+            (h for h in history if h["trial_id"] == row["trial_id"]), key=lambda h: h["epoch"]
+        )
+        assert row["config.lr"] == pytest.approx(last["lr"]), (row, last)
+        if row["trial_id"] in exploits:
+            final = exploits[row["trial_id"]][-1]["changed"]
+            assert row["config.lr"] == pytest.approx(final.get("lr", [None, row["config.lr"]])[1])
 
 
 def test_storage_uri_through_pyarrow_filesystems(ray_session, tmp_path):

@@ -274,7 +274,9 @@ def _new_tuner(
             verbose=0,
             callbacks=callbacks,
             checkpoint_config=tune.CheckpointConfig(
-                num_to_keep=4 if study.scheduler.kind == "pbt" else 2,  # PBT clones checkpoints
+                # PBT clones the checkpoint a donor saved at its last perturbation, however old:
+                # with any retention Ray deleted some first, and those exploits errored.
+                num_to_keep=None if study.scheduler.kind == "pbt" else 2,
                 checkpoint_score_attribute=study.metric,
                 checkpoint_score_order=study.mode,
             ),

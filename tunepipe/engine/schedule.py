@@ -136,6 +136,8 @@ class DecisionLog(Callback):
     def _write(self) -> None:
         merged = read_decisions(self.loc)
         merged.update({tid: decision_dict(r) for tid, r in self.scheduler.decisions.items()})
+        for tid, exploits in getattr(self.scheduler, "exploits", {}).items():  # PBT's history
+            merged.setdefault(tid, {})["exploits"] = exploits
         self.loc.write_json(DECISIONS_FILE, merged)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:

@@ -130,8 +130,9 @@ def run_trial(
     start_epoch, decays, initial_config = 0, 0, dict(config)
     if restore_from is not None:
         start_epoch, restored = _restore(restore_from, model, optimizer, shuffle)
-        initial_config = restored.get("initial_config", initial_config)
-        decays = restored.get("lr_decays", 0) + (hp.lr < restored.get("lr_base", hp.lr) * 0.999)
+        if study.scheduler.kind != "pbt":  # a PBT exploit's new config is what the trial runs
+            initial_config = restored.get("initial_config", initial_config)
+            decays = restored.get("lr_decays", 0) + (hp.lr < restored.get("lr_base", hp.lr) * 0.999)
     meta["initial_config"] = initial_config  # results show the sampled values, not decayed ones
 
     for epoch in range(start_epoch + 1, study.scheduler.max_epochs + 1):
