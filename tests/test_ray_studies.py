@@ -88,14 +88,25 @@ def test_four_trial_study_end_to_end(ray_session, tmp_path):
 
 def test_huge_learning_rate_diverges_within_three_reports(ray_session, tmp_path):
     # playbook P5: Adam at lr 10 reports finite losses near 1e5 that later fall; still divergence.
-    run_dir, rows, history = run(
-        tmp_path,
-        name="div",
-        train={"lr": 10.0},
-        scheduler={"max_epochs": 10},
-        playbook={"sanity": False},  # the sanity stage would stop it first: lr too high (P1)
-        tensorboard=True,
+    from tunepipe.errors import StudyFailed
+
+    study = parse_study(
+        study_dict(
+            name="div",
+            train={"lr": 10.0},
+            scheduler={"max_epochs": 10},
+            playbook={"sanity": False},  # the sanity stage would stop it first: lr too high (P1)
+            tensorboard=True,
+        )
     )
+    with pytest.raises(StudyFailed, match="no trial learned"):  # exit 1, results written
+        run_study(study, storage=str(tmp_path), progress=False)
+    run_dir = tmp_path / "div"
+    rows = pq.read_table(run_dir / "results.parquet").to_pylist()
+    assert (
+        "no trial learned" in json.loads((run_dir / "summary.json").read_text())["nothing_learned"]
+    )
+    assert (run_dir / "report.html").is_file() and not (run_dir / "best_model").exists()
     assert rows[0]["stop_reason"] == "diverged"
     assert rows[0]["epochs"] <= 3
     assert list(run_dir.glob("*/events.out.tfevents*"))  # asked for: one trial, one file

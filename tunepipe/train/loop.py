@@ -133,7 +133,10 @@ def run_trial(
         if study.scheduler.kind != "pbt":  # a PBT exploit's new config is what the trial runs
             initial_config = restored.get("initial_config", initial_config)
             decays = restored.get("lr_decays", 0) + (hp.lr < restored.get("lr_base", hp.lr) * 0.999)
-    meta["initial_config"] = initial_config  # results show the sampled values, not decayed ones
+    # Results show the sampled values, not decayed ones; under PBT they show the config the
+    # trial ran last (Ray's, after its exploits), so no initial_config is kept.
+    if study.scheduler.kind != "pbt":
+        meta["initial_config"] = initial_config
 
     for epoch in range(start_epoch + 1, study.scheduler.max_epochs + 1):
         lr, momentum = schedule_at(study.train.lr_schedule, hp, epoch, study.scheduler.max_epochs)
