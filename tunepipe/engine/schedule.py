@@ -9,7 +9,7 @@ from ray.tune import Callback
 
 from schedulers.judge import MetricKeys, PlaybookJudge
 from schedulers.rules import DivergenceRule, OverfittingRule, PlateauRule
-from tunepipe.config import StudyConfig
+from tunepipe.config import TRAIN_KEYS, StudyConfig
 
 
 def build_judge(study: StudyConfig, data: Any = None) -> PlaybookJudge:
@@ -93,10 +93,15 @@ def build_scheduler(study: StudyConfig, data: Any = None) -> Any:
 
 
 def pbt_space(study: StudyConfig) -> dict[str, dict[str, Any]]:
-    """The search space as plain dicts for PBT's explore step (constants are not explored)."""
+    """The search space as plain dicts for PBT's explore step (constants are not explored).
+
+    Only training settings and dropout are explored: an exploit clones the donor's weights, so
+    a setting that shapes them (widths, depth, channels, a custom factory's arguments) must stay
+    the donor's, or restoring them fails with a size mismatch and the trial errors.
+    """
     out = {}
     for name, dom in study.search_space.items():
-        if not isinstance(dom, BaseModel):
+        if not isinstance(dom, BaseModel) or name not in (*TRAIN_KEYS, "dropout"):
             continue
         if dom.type in ("choice", "grid"):
             out[name] = {"type": "choice", "values": list(dom.values)}
