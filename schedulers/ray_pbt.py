@@ -117,7 +117,7 @@ class PlaybookPBT(PopulationBasedTraining):
         super()._exploit(tune_controller, trial, trial_to_clone)
         self.judge.load_state(trial.trial_id, self.judge.state_dict(trial_to_clone.trial_id))
         changed = {k: [before.get(k), v] for k, v in trial.config.items() if before.get(k) != v}
-        epoch = (trial.last_result or {}).get(self._time_attr)
+        epoch = (getattr(trial, "last_result", None) or {}).get(self._time_attr)
         self.exploits.setdefault(trial.trial_id, []).append(
             {"epoch": epoch, "from": trial_to_clone.trial_id, "changed": changed}
         )

@@ -254,3 +254,6 @@ def test_pbt_rule_stop_and_exploit_copies_rule_state():
     trials[2].status = "RUNNING"
     assert not s.awaiting_resume()
     assert s.judge.state_dict("2")["best"] == s.judge.state_dict("0")["best"]
+    (exploit,) = s.exploits["2"]  # decisions.json's history: from whom, what changed
+    assert exploit["from"] == "0" and exploit["changed"]
+    assert all(trials[2].config[k] == new for k, (_, new) in exploit["changed"].items())
