@@ -184,6 +184,8 @@ def _message(err: dict, raw: Any) -> str:
         )
     if kind == "missing":
         return "required, but missing"
+    if kind in ("float_type", "int_type") and isinstance(err.get("input"), bool):
+        return "must be a number, not true/false (YAML reads yes/no/on/off as true/false)"
     if kind == "literal_error":
         return msg.replace("Input should be", "must be")
     if msg.startswith("Value error, "):
