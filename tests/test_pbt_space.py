@@ -1,4 +1,5 @@
-"""PBT explores what it can change under cloned weights: training settings and dropout."""
+"""PBT explores what it can change under cloned weights and optimizer state: training settings
+(not the optimizer itself) and dropout."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ def test_pbt_never_explores_a_setting_that_shapes_the_weights():
                 "dropout": {"type": "uniform", "low": 0.0, "high": 0.3},
                 "hidden_width": {"type": "choice", "values": [64, 128, 256]},
                 "depth": {"type": "randint", "low": 1, "high": 4},
+                "optimizer": {"type": "choice", "values": ["adam", "sgd"]},
                 "weight_decay": 0.0,
             },
         )

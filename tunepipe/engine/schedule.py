@@ -92,16 +92,20 @@ def build_scheduler(study: StudyConfig, data: Any = None) -> Any:
     )
 
 
+PBT_EXPLORED = tuple(k for k in (*TRAIN_KEYS, "dropout") if k != "optimizer")
+
+
 def pbt_space(study: StudyConfig) -> dict[str, dict[str, Any]]:
     """The search space as plain dicts for PBT's explore step (constants are not explored).
 
-    Only training settings and dropout are explored: an exploit clones the donor's weights, so
-    a setting that shapes them (widths, depth, channels, a custom factory's arguments) must stay
-    the donor's, or restoring them fails with a size mismatch and the trial errors.
+    Only training settings and dropout are explored: an exploit clones the donor's weights and
+    optimizer state, so a setting that shapes them (widths, depth, channels, a custom factory's
+    arguments, the optimizer itself) must stay the donor's, or restoring them fails (a size
+    mismatch; Adam's state in an SGD optimizer) and the trial errors.
     """
     out = {}
     for name, dom in study.search_space.items():
-        if not isinstance(dom, BaseModel) or name not in (*TRAIN_KEYS, "dropout"):
+        if not isinstance(dom, BaseModel) or name not in PBT_EXPLORED:
             continue
         if dom.type in ("choice", "grid"):
             out[name] = {"type": "choice", "values": list(dom.values)}
