@@ -79,11 +79,15 @@ def test_four_trial_study_end_to_end(ray_session, tmp_path):
     assert not list(run_dir.glob("*/events.out.tfevents*"))  # TensorBoard files only on request
     # The same study again: a new folder beside the first, which is left as it was.
     before = (run_dir / "results.parquet").read_bytes()
+    trial_dirs = sorted(run_dir.glob("*/result.json"))
     again = parse_study(study_dict(name="four", scheduler={"max_epochs": 1}))
     second = run_study(again, storage=str(tmp_path), progress=False)
     assert Path(second.run_dir) == tmp_path / "four-2"
     assert (tmp_path / "four-2" / "results.parquet").is_file()
+    assert len(list((tmp_path / "four-2").glob("*/result.json"))) == 1  # Ray's trials too
+    assert (tmp_path / "four-2" / "tuner.pkl").is_file()
     assert (run_dir / "results.parquet").read_bytes() == before
+    assert sorted(run_dir.glob("*/result.json")) == trial_dirs
 
 
 def test_huge_learning_rate_diverges_within_three_reports(ray_session, tmp_path):

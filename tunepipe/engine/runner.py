@@ -269,7 +269,7 @@ def _new_tuner(
             search_alg=ResumeFirstSearch(scheduler, random_state=study.seed),
         ),
         run_config=tune.RunConfig(
-            name=study.name,
+            name=loc.name,  # <name>-2 for a second run: the folder chosen, not the study name
             storage_path=loc.storage,
             verbose=0,
             callbacks=callbacks,
