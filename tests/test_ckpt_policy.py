@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from schedulers.judge import PlaybookJudge
-from schedulers.rules import DECAY_LR, PlateauRule
 
 from tests.conftest import study_dict
 from tunepipe.study import parse_study
 from tunepipe.train.ckpt_policy import AUTO_SECONDS, CheckpointPolicy
+from tunepipe_schedulers.judge import PlaybookJudge
+from tunepipe_schedulers.rules import DECAY_LR, PlateauRule
 
 
 def policy(clock=lambda: 0.0, state=None, **over) -> CheckpointPolicy:

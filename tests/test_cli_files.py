@@ -146,7 +146,7 @@ def test_validate_digits_prints_one_summary_line():
         "classification",
         "mlp on digits",
         "5 hyperparameters",
-        "20 samples",
+        "20 trials",
     ):
         assert part in line
 

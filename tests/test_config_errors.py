@@ -173,8 +173,8 @@ def test_mistyped_domain_type_gives_one_line_not_unknown_key_noise():
     with pytest.raises(StudyFileError) as info:
         parse_study(raw)
     assert info.value.problems == [
-        "search_space.lr.type: must be 'uniform', 'loguniform', 'quniform', 'randint', "
-        "'choice' or 'grid' (got 'logunifrom')"
+        "search_space.lr.type: must be 'uniform', 'loguniform', 'quniform', 'randint', 'qrandint', "
+        "'lograndint', 'choice' or 'grid' (got 'logunifrom')"
     ]
 
 

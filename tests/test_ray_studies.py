@@ -11,7 +11,6 @@ import pytest
 
 from tests.conftest import study_dict
 from tunepipe.engine.runner import run_study
-from tunepipe.errors import RunDirError
 from tunepipe.study import parse_study
 
 pytestmark = pytest.mark.ray
@@ -78,20 +77,40 @@ def test_four_trial_study_end_to_end(ray_session, tmp_path):
     assert (model.predict(feats) == labels).mean() > 0.8
     assert (run_dir / "report.html").is_file()
     assert not list(run_dir.glob("*/events.out.tfevents*"))  # TensorBoard files only on request
-    with pytest.raises(RunDirError, match="already holds a study"):
-        run_study(parse_study(study_dict(name="four")), storage=str(tmp_path), progress=False)
+    # The same study again: a new folder beside the first, which is left as it was.
+    before = (run_dir / "results.parquet").read_bytes()
+    trial_dirs = sorted(run_dir.glob("*/result.json"))
+    again = parse_study(study_dict(name="four", scheduler={"max_epochs": 1}))
+    second = run_study(again, storage=str(tmp_path), progress=False)
+    assert Path(second.run_dir) == tmp_path / "four-2"
+    assert (tmp_path / "four-2" / "results.parquet").is_file()
+    assert len(list((tmp_path / "four-2").glob("*/result.json"))) == 1  # Ray's trials too
+    assert (tmp_path / "four-2" / "tuner.pkl").is_file()
+    assert (run_dir / "results.parquet").read_bytes() == before
+    assert sorted(run_dir.glob("*/result.json")) == trial_dirs
 
 
 def test_huge_learning_rate_diverges_within_three_reports(ray_session, tmp_path):
     # playbook P5: Adam at lr 10 reports finite losses near 1e5 that later fall; still divergence.
-    run_dir, rows, history = run(
-        tmp_path,
-        name="div",
-        train={"lr": 10.0},
-        scheduler={"max_epochs": 10},
-        playbook={"sanity": False},  # the sanity stage would stop it first: lr too high (P1)
-        tensorboard=True,
+    from tunepipe.errors import StudyFailed
+
+    study = parse_study(
+        study_dict(
+            name="div",
+            train={"lr": 10.0},
+            scheduler={"max_epochs": 10},
+            playbook={"sanity": False},  # the sanity stage would stop it first: lr too high (P1)
+            tensorboard=True,
+        )
     )
+    with pytest.raises(StudyFailed, match="no trial learned"):  # exit 1, results written
+        run_study(study, storage=str(tmp_path), progress=False)
+    run_dir = tmp_path / "div"
+    rows = pq.read_table(run_dir / "results.parquet").to_pylist()
+    assert (
+        "no trial learned" in json.loads((run_dir / "summary.json").read_text())["nothing_learned"]
+    )
+    assert (run_dir / "report.html").is_file() and not (run_dir / "best_model").exists()
     assert rows[0]["stop_reason"] == "diverged"
     assert rows[0]["epochs"] <= 3
     assert list(run_dir.glob("*/events.out.tfevents*"))  # asked for: one trial, one file
@@ -164,7 +183,9 @@ def test_plateau_decays_lr_and_continues_from_checkpoint(ray_session, tmp_path):
     assert len(worker_pids(run_dir)) == 1
 
 
-def test_pbt_population_runs_with_exploits_logged(ray_session, tmp_path):
+def test_pbt_exploits_restore_existing_checkpoints_and_results_show_the_last_config(
+    ray_session, tmp_path
+):
     run_dir, rows, history = run(
         tmp_path,
         name="pbt",
@@ -177,10 +198,22 @@ def test_pbt_population_runs_with_exploits_logged(ray_session, tmp_path):
         stopping={"divergence": None, "overfitting": None},
     )
     assert len(rows) == 4
-    assert all(r["stop_reason"] == "completed" for r in rows)
-    log = (run_dir / "pbt_global.txt").read_text().strip().splitlines()
-    assert log, "PBT logged no exploit"
+    assert all(r["stop_reason"] == "completed" for r in rows)  # none `error`: clones exist
     assert all(math.isfinite(h["val_loss"]) for h in history)
+    decisions = json.loads((run_dir / "decisions.json").read_text())
+    exploits = {t: d["exploits"] for t, d in decisions.items() if d.get("exploits")}
+    assert exploits, decisions
+    ids = {r["trial_id"] for r in rows}
+    for trial, steps in exploits.items():
+        assert all(e["from"] in ids and e["from"] != trial and e["changed"] for e in steps)
+    for row in rows:  # config.* is what the trial ran last: the lr of its last epoch
+        last = max(
+            (h for h in history if h["trial_id"] == row["trial_id"]), key=lambda h: h["epoch"]
+        )
+        assert row["config.lr"] == pytest.approx(last["lr"]), (row, last)
+        if row["trial_id"] in exploits:
+            final = exploits[row["trial_id"]][-1]["changed"]
+            assert row["config.lr"] == pytest.approx(final.get("lr", [None, row["config.lr"]])[1])
 
 
 def test_storage_uri_through_pyarrow_filesystems(ray_session, tmp_path):

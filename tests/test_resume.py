@@ -153,7 +153,8 @@ def test_sigterm_stops_gracefully_with_exit_143_and_the_resume_hint(tmp_path):
     resume_and_check(run, epochs=6, trials=4)
 
 
-def test_run_refuses_a_folder_holding_a_study_and_resume_one_without(tmp_path):
+def test_a_failed_start_is_taken_over_by_run_and_refused_by_resume(tmp_path):
+    # issue 10 item 4: a study that stopped before its first trial never traps the user.
     study = write_study(tmp_path, trials=1, epochs=1)
     run = tmp_path / "runs" / "slow"
     run.mkdir(parents=True)
@@ -161,6 +162,11 @@ def test_run_refuses_a_folder_holding_a_study_and_resume_one_without(tmp_path):
     assert no_study.returncode == 2
     assert "holds no study.yaml" in no_study.stderr
     (run / "study.yaml").write_text(study.read_text())
+    (run / "tuner.pkl").write_bytes(b"left by a crash")
+    refused = subprocess.run(cli("resume", str(run)), env=env(), capture_output=True, text=True)
+    assert refused.returncode == 2, refused.stderr[-2000:]
+    assert "before its first trial reported" in refused.stderr
     again = subprocess.run(cli("run", str(study)), env=env(), capture_output=True, text=True)
-    assert again.returncode == 2
-    assert f"tunepipe resume {run}" in again.stderr
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert f"run folder: {run}" in again.stderr
+    assert (run / "results.parquet").is_file()

@@ -31,9 +31,19 @@ def test_suggest_on_a_textbook_curve():
     suggested, (lo, hi), min_lr, steep = suggest(lrs, loss)
     assert min_lr == pytest.approx(lrs[np.argmin(loss)])
     assert steep == pytest.approx(1e-3, rel=0.25)  # the sigmoid's steepest point
-    assert suggested == min(steep, min_lr / 10)
+    assert min_lr / 100 <= suggested <= min_lr / 10
     assert lo == pytest.approx(suggested / 10) and hi == min_lr
     assert lo < suggested < hi
+
+
+def test_suggest_ignores_a_steep_noisy_start():
+    # A regression MLP's first steps: the loss drops fast by noise at 1e-7..1e-6, far below any
+    # rate that trains; the old steepest-point rule suggested 2.5e-7 there.
+    lrs = np.logspace(-7, 1, 100)
+    loss = valley(lrs)
+    loss[5:12] -= np.linspace(0.0, 0.4, 7)
+    suggested, (lo, hi), min_lr, _ = suggest(lrs, loss)
+    assert min_lr / 100 <= suggested <= min_lr / 10 and suggested > 1e-5
 
 
 def test_suggest_gives_nothing_when_the_loss_never_falls():
@@ -207,5 +217,5 @@ def test_a_slow_but_falling_overfit_run_blames_a_low_rate():
     settings = PlaybookConfig(overfit_samples=32, overfit_steps=150)
     run = overfit_run(set_up(s, data, {"lr": 3e-4}), data, settings, chance_loss(data))
     check = overfit_check(run)
-    assert check.status == "fail" and run.final < 0.9 * run.initial  # it learns, slowly
-    assert check.causes[0].startswith("learning rate too low for this model (lr=0.0003)")
+    assert check.status == "fail" and run.final < 0.95 * run.initial  # it learns, slowly
+    assert check.causes[0].startswith("learning rate too low")  # either wording blames the rate

@@ -245,10 +245,13 @@ def test_pbt_rule_stop_and_exploit_copies_rule_state():
     trials[3].status = "TERMINATED"
     for e in (1, 2, 3, 4):  # at 2 the best has no checkpoint yet; at 4 it has
         for i, t in enumerate(trials[:3]):
-            report(s, c, t, e, 1.0 + i)
+            report(s, c, t, e, 1.0 + 0.5 * i)  # all below 2.3: each learned
     assert s.decisions["3"].reason is StopReason.DIVERGED
     assert c.paused == ["2"] and trials[2].config != trials[0].config
     assert s.awaiting_resume()  # the exploited trial waits to resume with its new config
     trials[2].status = "RUNNING"
     assert not s.awaiting_resume()
     assert s.judge.state_dict("2")["best"] == s.judge.state_dict("0")["best"]
+    (exploit,) = s.exploits["2"]  # decisions.json's history: from whom, what changed
+    assert exploit["from"] == "0" and exploit["changed"]
+    assert all(trials[2].config[k] == new for k, (_, new) in exploit["changed"].items())

@@ -106,7 +106,7 @@ def test_loss_falls_and_every_epoch_reports_the_metrics(tmp_path):
 
 def needed_epochs(val_losses: list[float], last: int) -> set[int]:
     """The epochs a decision can need: each new best, each plateau decay, the last."""
-    from schedulers.rules import PlateauRule, PlateauState
+    from tunepipe_schedulers.rules import PlateauRule, PlateauState
 
     rule, state, best, out = PlateauRule(), PlateauState(), float("inf"), {last}
     for epoch, v in enumerate(val_losses, start=1):

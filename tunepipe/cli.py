@@ -57,17 +57,21 @@ def _main(
 
 @app.command()
 def validate(study: StudyArg, set_: SetOpt = None) -> None:
-    """Check a study file; print a one-line summary, or every problem at once (exit 2)."""
-    from tunepipe.space import space_size
-    from tunepipe.study import load_study
+    """Check a study file, its data (columns) and code; a one-line summary, or every problem at
+    once (exit 2). The cluster it will run on is not checked."""
+    from tunepipe.preflight import validate_file
+    from tunepipe.space import space_size, trial_count
 
-    cfg = load_study(study, set_ or [])
+    cfg = validate_file(study, set_ or [])
     what = cfg.trainable or f"{cfg.model.kind} on {cfg.data.source}"
+    n = trial_count(cfg)
+    grid = (
+        f" ({n // cfg.num_samples} grid points x {cfg.num_samples})" if n > cfg.num_samples else ""
+    )
     typer.echo(
         f"{study}: valid — study {cfg.name!r}, {cfg.task}, {what}, "
         f"{len(cfg.search_space)} hyperparameters ({space_size(cfg)}), "
-        f"{cfg.num_samples} samples, {cfg.scheduler.kind} up to "
-        f"{cfg.scheduler.max_epochs} epochs"
+        f"{n} trials{grid}, {cfg.scheduler.kind} up to {cfg.scheduler.max_epochs} epochs"
     )
 
 

@@ -17,13 +17,24 @@ def space_size(study: StudyConfig) -> str:
         kind = getattr(value, "type", None)
         if kind in ("choice", "grid"):
             discrete *= len(value.values)
-        elif kind == "randint":
+        elif kind in ("randint", "lograndint"):
             discrete *= value.high - value.low
+        elif kind == "qrandint":
+            discrete *= (value.high - value.low) // value.q + 1
         elif kind is not None:
             continuous += 1
     if continuous:
         return f"{continuous} continuous × {discrete} discrete combinations"
     return f"{discrete} combinations"
+
+
+def trial_count(study: StudyConfig) -> int:
+    """The trials Ray Tune will run: every grid point num_samples times."""
+    grid = 1
+    for value in study.search_space.values():
+        if getattr(value, "type", None) == "grid":
+            grid *= len(value.values)
+    return study.num_samples * grid
 
 
 def min_batch_size(study: StudyConfig) -> int:

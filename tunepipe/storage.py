@@ -77,6 +77,47 @@ def locate_run_dir(run_dir: str) -> RunLocation:
     return locate(parent or "/", name)  # "" only for a folder right under the root
 
 
+STUDY_FILE = "study.yaml"  # written when the search starts: what makes a folder a study
+# What Ray Tune leaves in a run folder before any trial reports; a study taken over drops them.
+RAY_STATE_PREFIXES = ("tuner.pkl", "experiment_state-", "basic-variant-state-", "search_gen_state-")
+
+
+def has_trials(loc: RunLocation) -> bool:
+    """Whether any trial of the study in `loc` reported (a trial folder holding result.json)."""
+    if not loc.exists():
+        return False
+    for info in loc.fs.get_file_info(pafs.FileSelector(loc.path)):
+        if info.type == pafs.FileType.Directory:
+            found = loc.fs.get_file_info(f"{info.path}/result.json")
+            if found.type == pafs.FileType.File and found.size:
+                return True
+    return False
+
+
+def new_run_location(storage: str, name: str) -> RunLocation:
+    """The run folder for a new run of study `name`: `<storage>/<name>`, else `<name>-2`, `-3`...
+
+    A folder whose study stopped before its first trial reported (a failed sanity stage, a crash
+    while starting) holds nothing worth keeping: it is taken over, without Ray's stale state, so
+    that running the corrected study file again works (nothing to delete by hand).
+    """
+    n = 1
+    while True:
+        loc = locate(storage, name if n == 1 else f"{name}-{n}")
+        if not loc.exists(STUDY_FILE) or not has_trials(loc):
+            _drop_ray_state(loc)
+            return loc
+        n += 1
+
+
+def _drop_ray_state(loc: RunLocation) -> None:
+    if not loc.exists():
+        return
+    for info in loc.fs.get_file_info(pafs.FileSelector(loc.path)):
+        if info.type == pafs.FileType.File and info.base_name.startswith(RAY_STATE_PREFIXES):
+            loc.fs.delete_file(info.path)
+
+
 def check_storage_reaches_every_node(
     loc: RunLocation, hosts: set[str], shared: bool = False
 ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import re
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from pydantic import BaseModel, ValidationError
 from tunepipe.config import TAGS_IN_PATHS, StudyConfig, cross_field_problems, did_you_mean
 from tunepipe.errors import StudyFileError
 
+CONSTANT_KINDS = ("bool", "int", "float", "str", "none")  # the members of a constant's union
 MAX_STUDY_BYTES = 1 << 20  # a study file is a page of YAML; anything bigger is a wrong path
 
 
@@ -37,11 +39,47 @@ def parse_study(raw: Any, source: str = "<study>") -> StudyConfig:
     try:
         study = StudyConfig.model_validate(raw)
     except ValidationError as exc:
-        raise StudyFileError(format_validation_error(exc, raw), source=source) from None
+        lines = format_validation_error(exc, raw)
+        lines += [line for line in _cross_field_despite(exc, raw) if line not in lines]
+        raise StudyFileError(lines, source=source) from None
     problems = [_line(p, m, v) for p, m, v in cross_field_problems(study)]
     if problems:
         raise StudyFileError(problems, source=source)
     return study
+
+
+def _cross_field_despite(exc: ValidationError, raw: dict) -> list[str]:
+    """The cross-field rules, run on the study without the entries that failed their own checks
+    (a search_space entry, else the whole section), so one `validate` lists every problem.
+    Problems about what was left out are not repeated."""
+    trimmed, dropped = copy.deepcopy(raw), set()
+    for round_ in range(3):  # the entry first; when its section stays invalid, the section
+        for err in exc.errors(include_url=False):
+            loc = [str(p) for p in err["loc"] if str(p) not in TAGS_IN_PATHS]
+            if not loc:
+                return []
+            section = trimmed.get(loc[0])
+            if round_ == 0 and len(loc) > 1 and isinstance(section, dict):
+                section.pop(loc[1], None)
+                dropped.add(f"{loc[0]}.{loc[1]}")
+            else:
+                trimmed.pop(loc[0], None)
+                dropped.add(loc[0])
+        trimmed.setdefault("name", "study")  # stand-ins: what they decide is known from raw
+        if "trainable" in raw:
+            trimmed.setdefault("trainable", "module:function")
+        try:
+            study = StudyConfig.model_validate(trimmed)
+            break
+        except ValidationError as again:
+            exc = again
+    else:
+        return []
+    return [
+        _line(p, m, v)
+        for p, m, v in cross_field_problems(study)
+        if not any(p == d or p.startswith(d + ".") for d in dropped)
+    ]
 
 
 def _read_yaml(path: Path) -> Any:
@@ -119,6 +157,13 @@ def format_validation_error(exc: ValidationError, raw: Any) -> list[str]:
     for err in exc.errors(include_url=False):
         if err["type"] == "extra_forbidden" and "bad-domain" in err["loc"]:
             continue  # the bad `type` is the problem; low/high/values are not unknown keys
+        if "constant" in err["loc"] and err["loc"][-1] in CONSTANT_KINDS:
+            # One line for a constant, not one per type it could have been: the number's.
+            if isinstance(err["input"], float) and err["loc"][-1] != "float":
+                continue
+            if not isinstance(err["input"], float):
+                err = {**err, "msg": "must be a number, a string, true/false or null"}
+            err = {**err, "loc": err["loc"][:-1]}
         loc = [str(p) for p in err["loc"] if str(p) not in TAGS_IN_PATHS]
         path = ".".join(loc) or "(top level)"
         msg = _message(err, raw)
@@ -143,6 +188,8 @@ def _message(err: dict, raw: Any) -> str:
         )
     if kind == "missing":
         return "required, but missing"
+    if kind in ("float_type", "int_type") and isinstance(err.get("input"), bool):
+        return "must be a number, not true/false (YAML reads yes/no/on/off as true/false)"
     if kind == "literal_error":
         return msg.replace("Input should be", "must be")
     if msg.startswith("Value error, "):

@@ -104,12 +104,16 @@ class PlaybookJudge:
         check_mode(mode)
         self.divergence, self.overfitting, self.plateau = divergence, overfitting, plateau
         self.keys, self.mode = keys, mode
+        self.lr_key = "lr"  # the config entry a decay scales (the scheduler's lr_config_key)
         self.initial_loss = None if initial_loss is None else as_loss(initial_loss, mode)
         self.states: dict[str, TrialState] = {}
         self._first_losses: list[float] = []  # sorted; finite first reports of all trials
 
-    def rule_status(self, metric_names: Iterable[str]) -> dict[str, str]:
-        """Which rules run given the metrics a trainable reports: {rule: "on" | "off: why"}."""
+    def rule_status(
+        self, metric_names: Iterable[str], config: Mapping[str, Any] | None = None
+    ) -> dict[str, str]:
+        """Which rules run given the metrics a trainable reports and, when given, a trial's
+        config (a plateau decay scales its lr entry): {rule: "on" | "off: why"}."""
         names = set(metric_names)
         need = {
             "divergence": (self.divergence, [self.keys.val_loss]),
@@ -125,6 +129,8 @@ class PlaybookJudge:
                 status[rule] = f"off: no {', '.join(missing)} reported"
             else:
                 status[rule] = "on"
+        if status["plateau"] == "on" and config is not None and self.lr_key not in config:
+            status["plateau"] = f"off: the trial config has no {self.lr_key!r} to decay"
         return status
 
     def reference_loss(self, state: TrialState) -> float | None:
@@ -137,9 +143,16 @@ class PlaybookJudge:
         return state.divergence.first
 
     def on_report(
-        self, trial_id: str, epoch: int, metrics: Mapping[str, Any], lr: float | None = None
+        self,
+        trial_id: str,
+        epoch: int,
+        metrics: Mapping[str, Any],
+        lr: float | None = None,
+        can_decay: bool = True,
     ) -> Decision:
-        """Feed one report; returns the one decision for it. `lr` overrides `metrics[keys.lr]`."""
+        """Feed one report; returns the one decision for it. `lr` overrides `metrics[keys.lr]`;
+        `can_decay` False (no lr in the trial's config) turns the plateau rule off: it counts
+        and stops on decays, so it must never count one that was not applied."""
         state = self.states.get(trial_id)
         if state is None:
             state = self.states[trial_id] = TrialState()
@@ -148,7 +161,7 @@ class PlaybookJudge:
         val = as_loss(metrics[self.keys.val_loss], self.mode)
         if state.divergence.first is None and math.isfinite(val):
             bisect.insort(self._first_losses, val)
-        verdict = self._verdict(state, epoch, val, metrics)
+        verdict = self._verdict(state, epoch, val, metrics, can_decay)
         if val < state.best:
             state.best, state.best_epoch = val, epoch
         if verdict is None:
@@ -157,17 +170,26 @@ class PlaybookJudge:
         return self._record(state, epoch, verdict, lr)
 
     def _verdict(
-        self, state: TrialState, epoch: int, val: float, metrics: Mapping[str, Any]
+        self,
+        state: TrialState,
+        epoch: int,
+        val: float,
+        metrics: Mapping[str, Any],
+        can_decay: bool = True,
     ) -> Verdict | None:
         verdict = None
         if self.divergence is not None:
-            ref = self.reference_loss(state)
-            verdict = self.divergence.check(state.divergence, val, ref)
+            ref, ratio = self.reference_loss(state), metrics.get("update_ratio")
+            verdict = self.divergence.check(state.divergence, val, ref, self.initial_loss, ratio)
+            dead = metrics.get("dead_relu")
+            if verdict is not None and dead is not None and math.isfinite(dead) and dead > 0:
+                detail = f"{verdict.detail}; {float(dead):.0%} of ReLU units dead"
+                verdict = Verdict(verdict.action, verdict.reason, detail)
         train = metrics.get(self.keys.train_loss)
         if verdict is None and self.overfitting is not None and train is not None:
             train = as_loss(train, self.mode)
             verdict = self.overfitting.check(state.overfitting, epoch, val, train)
-        if verdict is None and self.plateau is not None:
+        if verdict is None and self.plateau is not None and can_decay:
             verdict = self.plateau.check(state.plateau, val)
         return verdict
 

@@ -98,7 +98,7 @@ class PlaybookASHA(AsyncHyperBandScheduler):
             for s in range(brackets)
         ]
         self.judge = judge if judge is not None else PlaybookJudge()
-        self.lr_config_key = lr_config_key
+        self.lr_config_key = self.judge.lr_key = lr_config_key
         self.decisions: dict[str, StopRecord] = {}
         self._resume_first: set[str] = set()  # decayed trials, paused until resumed
 
@@ -108,7 +108,8 @@ class PlaybookASHA(AsyncHyperBandScheduler):
         epoch = result.get(self._time_attr)
         if epoch is None:
             return super().on_trial_result(tune_controller, trial, result)
-        decision = self.judge.on_report(trial.trial_id, int(epoch), result)
+        can_decay = self.lr_config_key in trial.config
+        decision = self.judge.on_report(trial.trial_id, int(epoch), result, can_decay=can_decay)
         if decision.action == STOP:
             self._num_stopped += 1
             self._record(trial, decision.reason, decision.detail, decision.best_epoch)

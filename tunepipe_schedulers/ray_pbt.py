@@ -13,11 +13,13 @@ PBT (Jaderberg et al. 2017, arXiv:1711.09846). Construction (what the engine doe
                             metric="val_loss", mode="min", perturbation_interval=4, seed=0)
     tune.Tuner(trainable, param_space=..., tune_config=tune.TuneConfig(scheduler=scheduler,
                num_samples=8), run_config=tune.RunConfig(checkpoint_config=
-               tune.CheckpointConfig(num_to_keep=4)))   # PBT clones checkpoints: keep > 2
+               tune.CheckpointConfig(num_to_keep=None)))  # PBT clones any older checkpoint
 
 ``scheduler.decisions`` is read as PlaybookASHA's: ``{trial_id: StopRecord(reason, detail,
-best_epoch)}`` for the trials the rules stopped. PBT itself never stops a trial, so it needs no
-stop reason of its own; a trial that was exploited carries on under its id.
+best_epoch)}`` for the trials the rules stopped; ``scheduler.exploits`` is each trial's exploit
+history (at which epoch, from which trial, which config entries changed from what to what).
+PBT itself never stops a trial, so it needs no stop reason of its own; a trial that was
+exploited carries on under its id.
 
 Plateau decay is off under PBT by default (pass a judge without a plateau rule, as above): a
 stalled trial falls into PBT's lower quantile and clones a better one, with the lr moved by the
@@ -86,6 +88,8 @@ class PlaybookPBT(PopulationBasedTraining):
         default = PlaybookJudge(DivergenceRule(), OverfittingRule(), None)
         self.judge = judge if judge is not None else default
         self.decisions: dict[str, StopRecord] = {}
+        # {trial_id: [{"epoch", "from", "changed": {key: [before, after]}}]}, in order
+        self.exploits: dict[str, list[dict[str, Any]]] = {}
 
     def on_trial_result(self, tune_controller: Any, trial: Trial, result: dict) -> str:
         """Rules first: a rule stop ends the trial; otherwise PBT's exploit/explore."""
@@ -109,5 +113,11 @@ class PlaybookPBT(PopulationBasedTraining):
 
     def _exploit(self, tune_controller: Any, trial: Trial, trial_to_clone: Trial) -> None:
         # The trial now carries the clone's weights, so it inherits the clone's rule memory too.
+        before = dict(trial.config)
         super()._exploit(tune_controller, trial, trial_to_clone)
         self.judge.load_state(trial.trial_id, self.judge.state_dict(trial_to_clone.trial_id))
+        changed = {k: [before.get(k), v] for k, v in trial.config.items() if before.get(k) != v}
+        epoch = (getattr(trial, "last_result", None) or {}).get(self._time_attr)
+        self.exploits.setdefault(trial.trial_id, []).append(
+            {"epoch": epoch, "from": trial_to_clone.trial_id, "changed": changed}
+        )

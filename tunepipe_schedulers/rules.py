@@ -61,6 +61,9 @@ class DivergenceState:
     first: float | None = None  # first finite loss reported: the fallback reference
     prev: float | None = None
     rising: int = 0  # consecutive steep rises
+    reports: int = 0
+    lowest: float = math.inf
+    peak_update_ratio: float | None = None  # the largest ||dw|| / ||w|| reported (L1)
 
 
 @dataclass(frozen=True)
@@ -72,29 +75,51 @@ class DivergenceRule:
     ``abs_limit``; or after ``rising_reports`` consecutive reports each at least ``steep_ratio``
     times the one before. The k × reference test is why Adam at lr 10 (finite losses near 1e5 that
     later fall) counts as divergence at its first report.
+
+    A net that learned nothing diverged too: when the chance-level loss (the loss before
+    training) is known and the loss never fell below it in ``stall_reports`` reports, or in two
+    reports while the update ratio ``||dw|| / ||w||`` went above ``stall_update_ratio`` (L1:
+    healthy is near 1e-3), the learning rate killed it (SGD at lr 10 leaves dead ReLUs and a
+    val loss at chance for every later epoch).
     """
 
     k: float = 10.0  # a sane net never sits 10x above its untrained loss
     abs_limit: float | None = None  # off: loss scales differ between tasks
     rising_reports: int = 3  # one noisy rise is normal; three steep ones in a row are not
     steep_ratio: float = 1.5
+    stall_reports: int | None = 3  # a sane net at chance falls below it in its first epoch
+    stall_update_ratio: float = 0.1  # 100x the healthy 1e-3 (L1)
 
     def __post_init__(self) -> None:
         if not self.k > 1:
             raise ValueError(f"divergence.k={self.k!r} is not valid: it must be > 1")
         _positive("divergence.abs_limit", self.abs_limit, allow_none=True)
         _positive("divergence.rising_reports", self.rising_reports)
+        _positive("divergence.stall_reports", self.stall_reports, allow_none=True)
+        _positive("divergence.stall_update_ratio", self.stall_update_ratio)
         if not self.steep_ratio > 1:
             raise ValueError(f"divergence.steep_ratio={self.steep_ratio!r}: it must be > 1")
 
     def check(
-        self, state: DivergenceState, loss: float, reference: float | None = None
+        self,
+        state: DivergenceState,
+        loss: float,
+        reference: float | None = None,
+        chance: float | None = None,
+        update_ratio: float | None = None,
     ) -> Verdict | None:
-        """Update `state` with `loss` (loss units) and say whether the trial diverged."""
+        """Update `state` with `loss` (loss units) and say whether the trial diverged.
+
+        `chance` is the loss before training when it is known (not a population's guess);
+        `update_ratio` the trial's ||dw|| / ||w|| when it reports one.
+        """
         if not math.isfinite(loss):
             return Verdict(STOP, StopReason.DIVERGED, f"loss is {loss} (P5: lower the LR)")
         if state.first is None:
             state.first = loss
+        stalled = self._stalled(state, loss, chance, update_ratio)
+        if stalled is not None:
+            return stalled
         ref = reference if reference is not None else state.first
         if ref > 0 and loss > self.k * ref:
             return Verdict(
@@ -116,6 +141,29 @@ class DivergenceRule:
                 f"loss rose >{self.steep_ratio:g}x for {state.rising} reports in a row",
             )
         return None
+
+    def _stalled(
+        self, state: DivergenceState, loss: float, chance: float | None, ratio: float | None
+    ) -> Verdict | None:
+        state.reports += 1
+        state.lowest = min(state.lowest, loss)
+        if ratio is not None and math.isfinite(ratio):
+            state.peak_update_ratio = max(state.peak_update_ratio or 0.0, ratio)
+        if chance is None or self.stall_reports is None or state.lowest < chance:
+            return None
+        wild = (state.peak_update_ratio or 0.0) > self.stall_update_ratio
+        if state.reports < self.stall_reports and not (wild and state.reports >= 2):
+            return None
+        detail = (
+            f"nothing learned: loss never fell below the loss before training {chance:.4g} "
+            f"in {state.reports} reports (lowest {state.lowest:.4g})"
+        )
+        if wild:
+            detail += (
+                f"; update ratio reached {state.peak_update_ratio:.3g}, far above the "
+                "healthy 1e-3 (L1)"
+            )
+        return Verdict(STOP, StopReason.DIVERGED, detail + " (P5: lower the LR)")
 
 
 # --- overfitting (P6, E1) ---------------------------------------------------------------------

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel
 
 from tunepipe.config.common import BUILTIN_METRICS, TRAIN_KEYS, did_you_mean
+from tunepipe.config.domains import INT_DOMAINS
 from tunepipe.config.model import CustomModel
 from tunepipe.config.search_checks import search_problems
 from tunepipe.config.study import StudyConfig
@@ -19,12 +20,12 @@ def cross_field_problems(s: StudyConfig) -> list[tuple[str, str, Any]]:
         both = "data" if s.data is not None else "model" if s.model is not None else None
         if both:
             return [(both, "give either trainable or data+model, not both", s.trainable)]
-        return _auto_lr_problems(s) + search_problems(s)
-    problems: list[tuple[str, str, Any]] = []
+        return _selection_problems(s) + _auto_lr_problems(s) + search_problems(s)
+    problems = _selection_problems(s)
     for part in ("data", "model"):
         if getattr(s, part) is None:
             problems.append((part, f"{part} is required unless the study names a trainable", None))
-    if s.metric not in BUILTIN_METRICS:
+    if s.metric not in BUILTIN_METRICS and s.metric != "train_loss":  # P8: said above
         problems.append(
             (
                 "metric",
@@ -58,13 +59,24 @@ def cross_field_problems(s: StudyConfig) -> list[tuple[str, str, Any]]:
                     )
                 )
     batch = s.search_space.get("batch_size", s.train.batch_size)
-    for b in getattr(batch, "values", [batch]):
+    kind = getattr(batch, "type", None)
+    bounds = [batch.low] if kind in INT_DOMAINS else [] if kind else [batch]
+    for b in getattr(batch, "values", bounds):
         if not (isinstance(b, int) and not isinstance(b, bool) and b >= 1):
             problems.append(("search_space.batch_size", "batch sizes are positive integers", b))
     problems += _space_value_problems(s)
     return problems + _auto_lr_problems(s) + search_problems(s)
 
 
+def _selection_problems(s: StudyConfig) -> list[tuple[str, str, Any]]:
+    """P8: trials are selected on validation, never on the training loss."""
+    train = s.metrics.train_loss if s.trainable else "train_loss"
+    if s.metric != train:
+        return []
+    return [("metric", "select on a validation metric (P8), e.g. val_loss", s.metric)]
+
+
+FLOAT_DOMAINS = ("uniform", "loguniform", "quniform")
 AUTO_LR = "auto"  # search_space.lr: auto → the sanity stage's LR range test picks the range
 
 
@@ -87,15 +99,25 @@ def _space_value_problems(s: StudyConfig) -> list[tuple[str, str, Any]]:
     owners = [TrainConfig] + ([type(s.model)] if s.model and s.model.kind != "custom" else [])
     problems = []
     for key, dom in s.search_space.items():
-        if key == "batch_size" or dom == "auto":
-            continue
         field = next((o.model_fields[key] for o in owners if key in o.model_fields), None)
-        if field is None:
+        if field is None or dom == "auto":
+            continue
+        if field.annotation is int and getattr(dom, "type", None) in FLOAT_DOMAINS:
+            problems.append(
+                (
+                    f"search_space.{key}",
+                    f"{key} is an integer setting, but a {dom.type} range gives fractions "
+                    "(a width of 37.6 crashes every trial); use randint, qrandint or lograndint",
+                    dom,
+                )
+            )
+            continue
+        if key == "batch_size":
             continue
         adapter = TypeAdapter(Annotated[field.annotation, field])
         for value in _domain_values(dom):
             try:
-                adapter.validate_python(value)
+                adapter.validate_python(value, strict=True)
             except ValidationError as exc:
                 msg = exc.errors(include_url=False)[0]["msg"].replace("Input should be", "must be")
                 problems.append((f"search_space.{key}", f"{key} {msg}", value))
@@ -109,5 +131,5 @@ def _domain_values(dom: Any) -> list[Any]:
         return [dom]
     if hasattr(dom, "values"):
         return list(dom.values)
-    high = dom.high - 1 if dom.type == "randint" else dom.high
+    high = dom.high - 1 if dom.type in ("randint", "lograndint") else dom.high
     return [dom.low, high]

@@ -11,13 +11,14 @@ IMPORT_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 # Hyperparameters the built-in trainable reads itself; anything else goes to the model factory.
 TRAIN_KEYS = ("optimizer", "lr", "momentum", "weight_decay", "batch_size", "grad_clip")
 BUILTIN_DATA = ("digits",)
-BUILTIN_METRICS = ("val_loss", "val_acc", "val_rmse", "train_loss")
+BUILTIN_METRICS = ("val_loss", "val_acc", "val_rmse")  # selectable: validation only (P8)
 
 
 class Strict(BaseModel):
-    """Unknown keys are errors (the error list adds a "did you mean")."""
+    """Unknown keys are errors (the error list adds a "did you mean"); types are strict."""
 
-    model_config = ConfigDict(extra="forbid")
+    # strict: a string is not a number (`dropout: "0.1"`), `yes` is not a GPU count; no inf/NaN.
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
 
 def did_you_mean(key: str, options: Any) -> str:

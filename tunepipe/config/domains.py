@@ -52,10 +52,41 @@ class QUniform(_Range):
     type: Literal["quniform"]
     q: float = Field(gt=0, description="values are rounded to multiples of q")
 
+    @field_validator("q")
+    @classmethod
+    def _bounds_on_grid(cls, q: float, info: ValidationInfo) -> float:
+        for bound in ("low", "high"):  # Ray rounds samples to q: bounds off the grid break it
+            v = info.data.get(bound)
+            if v is not None and abs(v / q - round(v / q)) > 1e-9:
+                raise ValueError(f"{bound} ({v}) must be a multiple of q ({q})")
+        return q
+
 
 class RandInt(_Domain):
     type: Literal["randint"]
     low: int
+    high: int = Field(description="exclusive, as in Ray Tune")
+    _high_above_low = field_validator("high")(_above_low)
+
+
+class QRandInt(_Domain):
+    type: Literal["qrandint"]
+    low: int
+    high: int = Field(description="inclusive, as in Ray Tune")
+    q: int = Field(1, ge=1, description="values are multiples of q")
+
+    @field_validator("high")
+    @classmethod
+    def _not_below_low(cls, high: int, info: ValidationInfo) -> int:
+        low = info.data.get("low")
+        if low is not None and high < low:
+            raise ValueError(f"high must not be below low ({low})")
+        return high
+
+
+class LogRandInt(_Domain):
+    type: Literal["lograndint"]
+    low: int = Field(ge=1, description="a log scale starts above 0")
     high: int = Field(description="exclusive, as in Ray Tune")
     _high_above_low = field_validator("high")(_above_low)
 
@@ -71,7 +102,17 @@ class Grid(_Domain):
 
 
 Constant = bool | int | float | str | None
-DOMAIN_TAGS = ("uniform", "loguniform", "quniform", "randint", "choice", "grid")
+DOMAIN_TAGS = (
+    "uniform",
+    "loguniform",
+    "quniform",
+    "randint",
+    "qrandint",
+    "lograndint",
+    "choice",
+    "grid",
+)
+INT_DOMAINS = ("randint", "qrandint", "lograndint")  # what integer settings may be searched with
 
 
 def _domain_tag(v: Any) -> str:
@@ -84,7 +125,9 @@ def _domain_tag(v: Any) -> str:
 
 
 class _BadDomain(Strict):
-    type: Literal["uniform", "loguniform", "quniform", "randint", "choice", "grid"]
+    type: Literal[
+        "uniform", "loguniform", "quniform", "randint", "qrandint", "lograndint", "choice", "grid"
+    ]
 
 
 Domain = Annotated[
@@ -92,6 +135,8 @@ Domain = Annotated[
     | Annotated[LogUniform, Tag("loguniform")]
     | Annotated[QUniform, Tag("quniform")]
     | Annotated[RandInt, Tag("randint")]
+    | Annotated[QRandInt, Tag("qrandint")]
+    | Annotated[LogRandInt, Tag("lograndint")]
     | Annotated[Choice, Tag("choice")]
     | Annotated[Grid, Tag("grid")]
     | Annotated[_BadDomain, Tag("bad-domain"), SkipJsonSchema()]  # for error messages only

@@ -80,6 +80,12 @@ class DivergenceSettings(Strict):
     abs_limit: float | None = Field(None, gt=0)
     rising_reports: int = Field(3, ge=1)
     steep_ratio: float = Field(1.5, gt=1)
+    stall_reports: int | None = Field(
+        3, ge=1, description="stop a trial whose loss never fell below chance in this many reports"
+    )
+    stall_update_ratio: float = Field(
+        0.1, gt=0, description="... or in two, with an update ratio above this (L1: ~1e-3)"
+    )
 
 
 class OverfittingSettings(Strict):

@@ -6,6 +6,7 @@ and shared by every trial.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,6 +42,17 @@ class PreparedData:
     target_mean: np.ndarray | None = None  # regression targets, standardised (P2)
     target_std: np.ndarray | None = None
     classes: list[int] = field(default_factory=list)
+
+    def chance_loss(self) -> float:
+        """The loss of a sane untrained model, the one reference every check and rule uses:
+        ln C (uniform softmax), ln 2 (logit 0), or the training targets' variance for regression
+        (predicting their mean), in the units the model sees (P2)."""
+        if self.task == "classification":
+            return math.log(max(self.output_dim, 2))
+        if self.task == "binary":
+            return math.log(2)
+        y = self.train.y.reshape(len(self.train), -1).astype(np.float64)
+        return float(y.var(axis=0).mean())
 
     def stats(self) -> dict:
         """JSON-ready normalisation statistics (written to data_stats.json, kept with the model)."""

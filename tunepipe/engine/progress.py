@@ -136,6 +136,6 @@ class RuleNotice(Callback):
         if self.said or self.judge is None:
             return
         self.said = True
-        for rule, status in self.judge.rule_status(result).items():
+        for rule, status in self.judge.rule_status(result, result.get("config", {})).items():
             if status != "on":
                 self.console.print(f"note: playbook rule {rule} is {status}")

@@ -20,7 +20,13 @@ from tunepipe.engine.phases import PhaseClock, beside
 from tunepipe.engine.trackers import check_trackers
 from tunepipe.errors import RunDirError, StudyFailed
 from tunepipe.playbook.stage import sanity_stage
-from tunepipe.storage import RunLocation, check_storage_reaches_every_node, locate
+from tunepipe.storage import (
+    STUDY_FILE,
+    RunLocation,
+    check_storage_reaches_every_node,
+    has_trials,
+    new_run_location,
+)
 from tunepipe.versions import versions
 
 TUNER_STATE = "tuner.pkl"  # Ray Tune's record of how the Tuner was built; restore needs it
@@ -32,7 +38,6 @@ class RunOutcome:
     summary: dict[str, Any]
 
 
-STUDY_FILE = "study.yaml"  # written first: it is what makes a folder a (resumable) study
 # Where the study came from (so resume finds relative data and code) and the versions it ran with.
 RUN_FILE = "run.json"
 
@@ -53,12 +58,13 @@ def run_study(
 ) -> RunOutcome:
     """Run a validated study end to end; returns the run folder and the summary.
 
-    Raises RunDirError when the run folder already holds a study (nothing is overwritten),
-    StorageError when a cluster spans hosts and the storage is a local path (`shared_storage`
-    declares it an NFS-like mount every node sees), Interrupted on SIGINT/SIGTERM (the study is
-    resumable) and StudyFailed when no trial produced a usable result. `started` (a time.time()
-    value, e.g. the process's start) is where summary.json's wall and phases begin; default now.
-    Without `address`, the warm Ray of `tunepipe up` is used when one is up, unless `fresh`.
+    The run folder is new (`storage.new_run_location`): a study that already ran keeps its
+    folder. Raises StorageError when a cluster spans hosts and the storage is a local path
+    (`shared_storage` declares it an NFS-like mount every node sees), Interrupted on
+    SIGINT/SIGTERM (the study is resumable) and StudyFailed when no trial produced a usable
+    result. `started` (a time.time() value, e.g. the process's start) is where summary.json's
+    wall and phases begin; default now. Without `address`, the warm Ray of `tunepipe up` is used
+    when one is up, unless `fresh`.
     """
     updates = {
         k: v
@@ -67,12 +73,13 @@ def run_study(
     }
     study = study.model_copy(update=updates)
     study_dir = (study_dir or Path.cwd()).resolve()
-    loc = locate(study.storage, study.name)  # outputs go where the user runs tunepipe
-    if loc.exists(STUDY_FILE):  # a folder holding only a failed sanity stage's files is reused
-        raise RunDirError(
-            f"{loc.display} already holds a study; nothing was changed. Use another "
-            "--storage, rename the study (name:), or `tunepipe resume "
-            f"{loc.display}` to continue it"
+    # <storage>/<name>, else <name>-2, -3, ...: a second run never touches the first's results.
+    loc = new_run_location(study.storage, study.name)
+    print(f"run folder: {loc.display}", file=sys.stderr)
+    if study.metric.endswith("_acc"):
+        print(
+            f"note: selecting on {study.metric}; the playbook's rules read losses (P3)",
+            file=sys.stderr,
         )
     check_trackers(study)  # a missing package or W&B account stops here, not after sanity
     clock = PhaseClock(started)
@@ -123,6 +130,12 @@ def resume_study(
             f"{loc.display} holds no {STUDY_FILE}, so it is not a tunepipe run folder or its "
             "study never started; give the run folder itself (<storage>/<study name>), or start "
             "the study with `tunepipe run STUDY`"
+        )
+    if not has_trials(loc):  # resuming would repeat whatever stopped it
+        raise RunDirError(
+            f"{loc.display}: the study stopped before its first trial reported, so there is "
+            "nothing to resume; correct the study file and start it with `tunepipe run STUDY` "
+            "(it takes this folder over)"
         )
     study = parse_study(
         yaml.safe_load(loc.read_text(STUDY_FILE)), source=f"{loc.display}/{STUDY_FILE}"
@@ -208,11 +221,13 @@ def _sanity(study: StudyConfig, data: Any, loc: RunLocation, progress: bool) -> 
     """P1/P5: check before searching (raises SanityFailed on a failed check); resolves `lr: auto`
     and hands the measured loss before training to the divergence rule as its reference."""
     study, result = sanity_stage(study, data, loc, progress=progress)
-    measured = getattr(result, "initial_loss", None)
-    if measured is not None and study.stopping.initial_loss is None:
-        stopping = study.stopping.model_copy(update={"initial_loss": float(measured)})
-        study = study.model_copy(update={"stopping": stopping})
-    return study
+    if result is None or data is None or study.stopping.initial_loss is not None:
+        return study  # P5's reference: the study's, else expected_initial_loss (schedule.py)
+    reference, words = result.divergence_reference(data.chance_loss())
+    if progress:
+        print(f"divergence rule's reference: {words}", file=sys.stderr)
+    stopping = study.stopping.model_copy(update={"initial_loss": reference})
+    return study.model_copy(update={"stopping": stopping})
 
 
 def _node_hosts(nodes: list[dict[str, Any]]) -> set[str]:
@@ -321,6 +336,7 @@ def _new_tuner(
     from tunepipe.engine.space import to_tune_space
     from tunepipe.engine.trackers import TrialOutcome, tracker_callbacks
     from tunepipe.monitoring.metrics import study_monitor
+    from tunepipe.space import trial_count
 
     callbacks = [
         RuleNotice(getattr(scheduler, "judge", None)),
@@ -328,14 +344,14 @@ def _new_tuner(
         *tracker_callbacks(study, loc, TrialOutcome(study, scheduler)),
         *([limits] if limits is not None else []),
         # Prometheus gauges (monitoring.metrics) and status.json for `tunepipe status`
-        study_monitor(study, loc, _n_trials(study), lambda tid: _live_reason(scheduler, tid)),
+        study_monitor(study, loc, trial_count(study), lambda tid: _live_reason(scheduler, tid)),
     ]
     if progress:
         callbacks.append(
             ProgressView(
                 study.metric,
                 study.mode,
-                _n_trials(study),
+                trial_count(study),
                 reasons=lambda tid: _live_reason(scheduler, tid),
             )
         )
@@ -351,13 +367,15 @@ def _new_tuner(
             search_alg=_search(study, scheduler),
         ),
         run_config=tune.RunConfig(
-            name=study.name,
+            name=loc.name,  # <name>-2 for a second run: the folder chosen, not the study name
             storage_path=loc.storage,
             verbose=0,
             stop=limits,
             callbacks=callbacks,
             checkpoint_config=tune.CheckpointConfig(
-                num_to_keep=4 if study.scheduler.kind == "pbt" else 2,  # PBT clones checkpoints
+                # PBT clones the checkpoint a donor saved at its last perturbation, however old:
+                # with any retention Ray deleted some first, and those exploits errored.
+                num_to_keep=None if study.scheduler.kind == "pbt" else 2,
                 checkpoint_score_attribute=study.metric,
                 checkpoint_score_order=study.mode,
             ),
@@ -408,14 +426,6 @@ def _ship_by_value(fn: Any) -> None:
         cloudpickle.register_pickle_by_value(module)
 
 
-def _n_trials(study: StudyConfig) -> int:
-    grid = 1
-    for v in study.search_space.values():
-        if getattr(v, "type", None) == "grid":
-            grid *= len(v.values)
-    return study.num_samples * grid
-
-
 def _live_reason(scheduler: Any, trial_id: str) -> str:
     from tunepipe.engine.schedule import decision_dict
 
@@ -433,7 +443,7 @@ def _write_outputs(
     limits: Any = None,
 ) -> RunOutcome:
     from tunepipe.engine import results as res
-    from tunepipe.engine.schedule import decision_dict, read_decisions
+    from tunepipe.engine.schedule import decision_dict, nothing_learned, read_decisions
 
     with clock.phase("outputs"):
         decisions = read_decisions(loc)  # those made before a resume survive in the run folder
@@ -448,7 +458,14 @@ def _write_outputs(
             summary["ended_by"] = limits.ended_by()
         if data is not None:
             loc.write_json("data_stats.json", data.stats())
+        unlearned = nothing_learned(
+            summary, data.chance_loss() if data else study.stopping.initial_loss
+        )
+        if unlearned:
+            summary["nothing_learned"] = unlearned
         best = next((r for r in records if r.trial_id == summary["best_trial_id"]), None)
+        if unlearned:
+            best = None  # a chance-level model is never saved or tested as "best"
         if best is not None and best.checkpoint:
             _save_best_model(loc, best.checkpoint)
     if best is not None and best.checkpoint and data is not None and data.test is not None:
@@ -467,6 +484,8 @@ def _write_outputs(
     from tunepipe.engine.trackers import attach_study_outputs
 
     attach_study_outputs(study, loc, summary)  # after the report: it attaches report.html too
+    if unlearned:
+        raise StudyFailed(f"{unlearned}. Results are in {loc.display}")
     if summary["best_trial_id"] is None and not summary.get("ended_by", "").startswith("time"):
         raise StudyFailed(
             f"no trial produced a finite {study.metric}; stop reasons: "

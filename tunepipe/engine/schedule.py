@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from pydantic import BaseModel
 from ray.tune import Callback
 
-from tunepipe.config import StudyConfig
+from tunepipe.config import TRAIN_KEYS, StudyConfig
 from tunepipe_schedulers.judge import MetricKeys, PlaybookJudge
 from tunepipe_schedulers.rules import DivergenceRule, OverfittingRule, PlateauRule
 
@@ -33,15 +32,23 @@ def build_judge(study: StudyConfig, data: Any = None) -> PlaybookJudge:
 
 
 def expected_initial_loss(study: StudyConfig, data: Any) -> float | None:
-    """The loss of a sane untrained model (P5's reference): ln C, ln 2, or 1 for standardised
-    regression targets (predicting their mean). None when unknown (own trainables)."""
+    """The loss of a sane untrained model (P5's reference): ln C, ln 2, or the standardised
+    regression targets' variance (`PreparedData.chance_loss`). None for own trainables."""
     if study.trainable or data is None:
         return None
-    if study.task == "classification":
-        return math.log(max(data.output_dim, 2))
-    if study.task == "binary":
-        return math.log(2)
-    return 1.0 if study.data.standardize_targets else None
+    return data.chance_loss()
+
+
+def nothing_learned(summary: dict[str, Any], chance: float | None) -> str | None:
+    """Why no trial counts as best when even the best val loss sits at chance level (a model no
+    better than guessing is never shown as "best"), else None."""
+    best = summary.get("best_val_loss")
+    if chance is None or best is None or best < chance:
+        return None
+    return (
+        f"no trial learned: the best val_loss {best:.4g} is not below the chance-level loss "
+        f"{chance:.4g} (stop reasons: {summary['stop_reasons']}); lower the learning rate (P5)"
+    )
 
 
 def build_scheduler(study: StudyConfig, data: Any = None) -> Any:
@@ -85,16 +92,27 @@ def build_scheduler(study: StudyConfig, data: Any = None) -> Any:
     )
 
 
+PBT_EXPLORED = tuple(k for k in (*TRAIN_KEYS, "dropout") if k != "optimizer")
+
+
 def pbt_space(study: StudyConfig) -> dict[str, dict[str, Any]]:
-    """The search space as plain dicts for PBT's explore step (constants are not explored)."""
+    """The search space as plain dicts for PBT's explore step (constants are not explored).
+
+    Only training settings and dropout are explored: an exploit clones the donor's weights and
+    optimizer state, so a setting that shapes them (widths, depth, channels, a custom factory's
+    arguments, the optimizer itself) must stay the donor's, or restoring them fails (a size
+    mismatch; Adam's state in an SGD optimizer) and the trial errors.
+    """
     out = {}
     for name, dom in study.search_space.items():
-        if not isinstance(dom, BaseModel):
+        if not isinstance(dom, BaseModel) or name not in PBT_EXPLORED:
             continue
         if dom.type in ("choice", "grid"):
             out[name] = {"type": "choice", "values": list(dom.values)}
-        elif dom.type == "randint":
+        elif dom.type in ("randint", "lograndint"):
             out[name] = {"type": "int", "low": dom.low, "high": dom.high - 1}
+        elif dom.type == "qrandint":
+            out[name] = {"type": "int", "low": dom.low, "high": dom.high}
         elif dom.type == "quniform":
             out[name] = {"type": "uniform", "low": dom.low, "high": dom.high}
         else:
@@ -127,6 +145,8 @@ class DecisionLog(Callback):
     def _write(self) -> None:
         merged = read_decisions(self.loc)
         merged.update({tid: decision_dict(r) for tid, r in self.scheduler.decisions.items()})
+        for tid, exploits in getattr(self.scheduler, "exploits", {}).items():  # PBT's history
+            merged.setdefault(tid, {})["exploits"] = exploits
         self.loc.write_json(DECISIONS_FILE, merged)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:

@@ -44,6 +44,15 @@ def use_token_auth(path: Path | None = None) -> Path:
 PRELOAD_MODULES = ["tunepipe.train.trainable", "torch._dynamo"]
 
 _embedded = False  # whether this process started the Ray it is connected to
+_live_pythonpath: str | None = None  # folders the workers of an already-running Ray lack
+
+
+def _missing_pythonpath(paths: list[str]) -> str | None:
+    """PYTHONPATH for trial actors when `paths` are not on the running Ray's workers' path."""
+    have = set(filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep)))
+    if all(p in have for p in paths):
+        return None
+    return os.pathsep.join([*paths, *filter(None, [os.environ.get("PYTHONPATH")])])
 
 
 def init_ray(
@@ -59,13 +68,18 @@ def init_ray(
     the environment and preloads an embedded Ray gives them (engine/warm.py)."""
     import logging
 
-    global _embedded
+    global _embedded, _live_pythonpath
+    live = sys.modules.get("ray")
+    if live is not None and live.is_initialized():
+        # A notebook's or a test's Ray: its auth is set up (never re-initialised here), but its
+        # workers never saw the study's folders: trial actors get them (see below).
+        _live_pythonpath = _missing_pythonpath(list(extra_pythonpath))
+        return
     if os.environ.get("RAY_AUTH_MODE") != "disabled":  # opting out stays possible, explicitly
         use_token_auth()
     import ray
 
-    if ray.is_initialized():
-        return
+    _live_pythonpath = None
     if extra_pythonpath:  # workers import the user's trainable/model from these folders
         os.environ["PYTHONPATH"] = os.pathsep.join(
             [*extra_pythonpath, *filter(None, [os.environ.get("PYTHONPATH")])]
@@ -113,16 +127,21 @@ def trial_actors_on_prestarted_workers() -> Iterator[None]:
     of Python, Ray and torch imports on a 2-core machine before the first epoch. On the embedded
     Ray every worker inherits this process's environment already (init_ray sets
     PL_DISABLE_FORK), so Tune's default entries are dropped for the duration; credentials Tune
-    propagates still make it a runtime_env of its own. Elsewhere this changes nothing.
+    propagates still make it a runtime_env of its own. Elsewhere this changes nothing, except
+    on a Ray that was running before the study (a notebook, a test): its workers never saw the
+    study's folder and code_dir, so each trial actor gets them as PYTHONPATH (a fresh worker).
     """
     from tunepipe.engine.ray_private import tune_default_env_vars
 
-    defaults = tune_default_env_vars() if _embedded else None
+    defaults = tune_default_env_vars() if (_embedded or _live_pythonpath) else None
     if defaults is None:
         yield
         return
     saved = dict(defaults)
-    defaults.clear()
+    if _embedded and not _live_pythonpath:
+        defaults.clear()
+    if _live_pythonpath:  # Ray was already running: fresh workers, with the study's code
+        defaults["PYTHONPATH"] = _live_pythonpath
     try:
         yield
     finally:

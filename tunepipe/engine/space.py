@@ -69,6 +69,10 @@ def to_tune_domain(value: Any) -> Any:
         return tune.quniform(value.low, value.high, value.q)
     if kind == "randint":
         return tune.randint(value.low, value.high)
+    if kind == "qrandint":
+        return tune.qrandint(value.low, value.high, value.q)
+    if kind == "lograndint":
+        return tune.lograndint(value.low, value.high)
     if kind == "choice":
         return tune.choice(value.values)
     if kind == "grid":

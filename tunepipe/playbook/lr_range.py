@@ -81,11 +81,13 @@ def suggest(
 ) -> tuple[float | None, tuple[float, float] | None, float | None, float | None]:
     """(suggested lr, suggested range, lr at the minimum, lr of steepest descent).
 
-    Suggested: the steepest descent of the smoothed loss against log(lr) before its minimum
-    (Smith: where the loss falls fastest), capped at min-lr / 10 (fastai's other rule: a tenth
-    of where the loss bottoms out; steepest points can sit at the edge of divergence).
-    Range: [suggested / 10, lr at the minimum] — a loguniform search over it spans the rates
-    that still learn fast up to the last one before divergence. None when the loss never fell.
+    Suggested: fastai's "valley" rule (the longest stretch over which the smoothed loss keeps
+    falling; half-way along it), capped at min-lr / 10 (the other rule of Smith and
+    fastai: a tenth of where the loss bottoms out) and never below min-lr / 100. The sweep's
+    first, noisy steps at tiny rates thus never decide: a regression MLP's steepest point there
+    (2.5e-7) fails its own overfit check. Range: [suggested / 10, lr at the minimum]. Steepest:
+    where the loss falls fastest within those two decades below the minimum (reported only).
+    None when the loss never fell.
     """
     ok = np.isfinite(smoothed) & (lrs > 0)
     if ok.sum() < SKIP_START + 3:
@@ -96,10 +98,29 @@ def suggest(
     window = idx[(idx >= SKIP_START) & (idx <= i_min)]
     if len(window) < 3 or smoothed[i_min] >= smoothed[idx[0]] * 0.99:
         return None, None, min_lr, None  # the loss never fell: no rate in the sweep trains
-    slope = np.gradient(smoothed[window], np.log(lrs[window]))
-    steep = float(lrs[window[int(np.argmin(slope))]])
-    suggested = min(steep, min_lr / 10)
+    valley = float(lrs[window[valley_index(smoothed[window])]])
+    suggested = min(max(valley, min_lr / 100), min_lr / 10)
+    near = window[lrs[window] >= min_lr / 100]
+    near = near if len(near) >= 3 else window
+    slope = np.gradient(smoothed[near], np.log(lrs[near]))
+    steep = float(lrs[near[int(np.argmin(slope))]])
     return suggested, (suggested / 10, min_lr), min_lr, steep
+
+
+def valley_index(losses: np.ndarray) -> int:
+    """fastai's `valley` (the `lr_find` default since fastai 2.4): the index half-way along the
+    longest decreasing subsequence of the curve."""
+    n = len(losses)
+    run = [1] * n  # length of the longest decreasing subsequence ending at i
+    start, end = 0, 0
+    for i in range(1, n):
+        for j in range(i):
+            if losses[i] < losses[j] and run[i] < run[j] + 1:
+                run[i] = run[j] + 1
+        if run[i] > run[end]:
+            end, start = i, i - run[i]
+    third = (end - start) / 3
+    return min(max(start + int(third) + int(third / 2), 0), n - 1)
 
 
 def _endless(

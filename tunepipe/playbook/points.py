@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from tunepipe.config import AUTO_LR, TRAIN_KEYS, CustomModel, StudyConfig
+from tunepipe.config.domains import INT_DOMAINS
 
 SIZE_KEYS = ("hidden_width", "depth", "channels", "fc_width")  # built-in models' capacity
 REGULARISERS = ("dropout", "weight_decay")  # P1/R1: off while checking the net can overfit
@@ -39,6 +40,10 @@ def typical_value(domain: Any, default: Any = None) -> Any:
         return round(mid / domain.q) * domain.q if kind == "quniform" else mid
     if kind == "randint":
         return (domain.low + domain.high - 1) // 2  # high is exclusive, as in Ray Tune
+    if kind == "lograndint":
+        return round(math.sqrt(domain.low * (domain.high - 1)))
+    if kind == "qrandint":  # high is inclusive here
+        return round((domain.low + domain.high) / 2 / domain.q) * domain.q
     if default in domain.values:
         return default
     return domain.values[len(domain.values) // 2]
@@ -48,8 +53,10 @@ def largest_value(domain: Any) -> Any:
     """The value of a domain that makes a model biggest (lists, e.g. CNN channels, by size)."""
     if not isinstance(domain, BaseModel):
         return domain
-    if domain.type == "randint":
+    if domain.type in ("randint", "lograndint"):
         return domain.high - 1
+    if domain.type == "qrandint":
+        return domain.high // domain.q * domain.q
     if hasattr(domain, "values"):
         return max(domain.values, key=_size)
     return domain.high
@@ -95,7 +102,7 @@ def largest_config(study: StudyConfig) -> dict[str, Any]:
 def _integer_domain(domain: Any) -> bool:
     if not isinstance(domain, BaseModel):
         return False
-    if domain.type == "randint":
+    if domain.type in INT_DOMAINS:
         return True
     values = getattr(domain, "values", None)
     return bool(values) and all(isinstance(v, int) and not isinstance(v, bool) for v in values)

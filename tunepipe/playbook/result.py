@@ -82,6 +82,20 @@ class SanityResult:
     def check(self, name: str) -> Check | None:
         return next((c for c in self.checks if c.name == name), None)
 
+    def divergence_reference(self, chance: float) -> tuple[float, str]:
+        """The divergence rule's "loss before training" (P5) and words saying which it is: the
+        measured one when the initial-loss check passed, else the expected chance loss."""
+        m, init = self.initial_loss, self.check("initial loss")
+        if m is not None and math.isfinite(m) and init is not None and init.status == "pass":
+            return float(m), f"the loss measured before training, {m:.4g}"
+        if m is None:
+            why = "none was measured"
+        elif not math.isfinite(m):
+            why = f"the measured {m} is not finite"
+        else:
+            why = f"the initial-loss check warned on the measured {m:.4g}"
+        return chance, f"the expected chance loss {chance:.4g} ({why})"
+
     def to_json(self) -> dict[str, Any]:
         return {
             "passed": self.passed,

@@ -6,7 +6,6 @@ what the sanity stage checks is what the search will train.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,14 +41,8 @@ def set_up(study: StudyConfig, data: PreparedData, config: dict[str, Any]) -> Tr
 
 
 def chance_loss(data: PreparedData) -> float:
-    """The loss of a sane untrained model: ln C (uniform softmax), ln 2 (logit 0), or the targets'
-    variance for regression (predicting their mean) in the units the model sees (P2)."""
-    if data.task == "classification":
-        return math.log(max(data.output_dim, 2))
-    if data.task == "binary":
-        return math.log(2)
-    y = data.train.y.reshape(len(data.train), -1).astype(np.float64)
-    return float(y.var(axis=0).mean())
+    """The chance-level loss (`PreparedData.chance_loss`: one definition for every check)."""
+    return data.chance_loss()
 
 
 def tensors(x: np.ndarray, y: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:

@@ -14,7 +14,7 @@ read. A checkpoint is written at an epoch that is:
   with `auto` (the default) AUTO_SECONDS of training: a killed study loses at most that much.
 
 The plateau decision is mirrored here with the same pure rule the scheduler runs
-(schedulers.rules.PlateauRule), fed the same val_loss sequence; its state travels in the
+(tunepipe_schedulers.rules.PlateauRule), fed the same val_loss sequence; its state travels in the
 checkpoint, so a trial resumed after a pause mirrors on from where the scheduler's rule stands.
 Pure: no Ray, no torch.
 """
@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
-from schedulers.rules import PlateauRule, PlateauState
+from tunepipe_schedulers.rules import PlateauRule, PlateauState
 
 # With `checkpoint_every: auto`, the longest a trial trains without a checkpoint. A digits epoch
 # takes ~30 ms, so this is rarely what writes one there; on a long epoch it bounds what a kill

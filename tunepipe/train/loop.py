@@ -146,9 +146,13 @@ def run_trial(
     start_epoch, decays, initial_config, restored = 0, 0, dict(config), {}
     if restore_from is not None:
         start_epoch, restored = _restore(restore_from, model, optimizer, shuffle)
-        initial_config = restored.get("initial_config", initial_config)
-        decays = restored.get("lr_decays", 0) + (hp.lr < restored.get("lr_base", hp.lr) * 0.999)
-    meta["initial_config"] = initial_config  # results show the sampled values, not decayed ones
+        if study.scheduler.kind != "pbt":  # a PBT exploit's new config is what the trial runs
+            initial_config = restored.get("initial_config", initial_config)
+            decays = restored.get("lr_decays", 0) + (hp.lr < restored.get("lr_base", hp.lr) * 0.999)
+    # Results show the sampled values, not decayed ones; under PBT they show the config the
+    # trial ran last (Ray's, after its exploits), so no initial_config is kept.
+    if study.scheduler.kind != "pbt":
+        meta["initial_config"] = initial_config
     policy = CheckpointPolicy(study, restored.get("checkpoint_policy"))
     if start_epoch >= study.scheduler.max_epochs and restored.get("metrics"):
         # Trained to the end, but the driver died before the last report reached it (its

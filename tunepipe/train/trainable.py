@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from typing import Any
 
 from tunepipe.config import StudyConfig
@@ -24,7 +25,12 @@ def tune_trainable(config: dict[str, Any], data: PreparedData, study: StudyConfi
 
     # A conditional setting whose condition is unmet comes as None: the study's default applies.
     config = {k: v for k, v in config.items() if v is not None}
-    run_trial(config, data, study, report, restore_from=restore_point(tune.get_checkpoint()))
+    copy = restore_point(tune.get_checkpoint())  # a fresh local copy (resume, decay, exploit)
+    try:
+        run_trial(config, data, study, report, restore_from=copy)
+    finally:
+        if copy is not None:  # else one copy of a checkpoint per restore stays in /tmp
+            shutil.rmtree(copy, ignore_errors=True)
 
 
 def restore_point(given: Any) -> str | None:
