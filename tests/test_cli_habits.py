@@ -65,7 +65,7 @@ def test_set_overrides_are_validated_as_if_in_the_file(capsys, monkeypatch):
         capsys, monkeypatch, "validate", DIGITS, "--set", "num_samples=4",
         "--set", "scheduler.max_epochs=3",
     )  # fmt: skip
-    assert code == 0 and "4 samples" in out and "up to 3 epochs" in out
+    assert code == 0 and "4 trials" in out and "up to 3 epochs" in out
     code, _, err = cli(capsys, monkeypatch, "validate", DIGITS, "--set", "num_sample=4")
     assert code == 2 and "num_sample" in err and "did you mean num_samples" in err
     assert "Traceback" not in err

@@ -52,7 +52,7 @@ def test_overridden_study_equals_the_one_written_in_the_file():
     )  # noqa: E501
     assert cfg.num_samples == 4 and cfg.scheduler.max_epochs == 3
     assert (cfg.search_space["lr"].low, cfg.search_space["lr"].high) == (1e-4, 1e-2)
-    assert cfg.scheduler.grace_period == 2  # keys not overridden keep the file's values
+    assert cfg.data.test_fraction == 0.1  # keys not overridden keep the file's values
 
 
 @pytest.mark.parametrize(
