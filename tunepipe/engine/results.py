@@ -13,6 +13,7 @@ import pyarrow as pa
 
 from schedulers.reasons import STOP_REASONS
 from tunepipe.config import StudyConfig
+from tunepipe.engine.lineage import merge_logs
 
 SKIP_COLUMNS = {
     "trial_id",
@@ -64,10 +65,7 @@ def trial_records(grid: Any, study: StudyConfig, decisions: dict[str, dict]) -> 
         reported = next(
             (r["stop_reason"] for r in rows[::-1] if isinstance(r.get("stop_reason"), str)), None
         )
-        epochs = len(history.get("epoch", history.get("training_iteration", [])))
-        reason = decide_reason(
-            reported, result.error, epochs, study.scheduler.max_epochs, decisions.get(trial_id)
-        )
+        reason = decide_reason(reported, result.error, decisions.get(trial_id))
         best = _best_checkpoint(result, study)
         records.append(
             TrialRecord(
@@ -81,19 +79,36 @@ def trial_records(grid: Any, study: StudyConfig, decisions: dict[str, dict]) -> 
     return records
 
 
-def decide_reason(
-    reported: str | None, error: Any, epochs: int, max_epochs: int, decision: dict | None
-) -> str:
-    """The trial's stop reason: its own word first, then errors, the budget, the scheduler."""
+def decide_reason(reported: str | None, error: Any, decision: dict | None) -> str:
+    """The trial's one stop reason, for every output (the progress line included).
+
+    The trial's own word (a trainable that saw its loss diverge) first, then the scheduler's
+    decision (a rule stop is the reason even on the last epoch, where the budget also ran out),
+    then an error Ray recorded, else the trainable ran to its end: completed.
+    """
     if reported in STOP_REASONS:
         return reported
-    if error:
-        return "error"
-    if epochs >= max_epochs:
-        return "completed"
-    if decision and decision.get("reason") in STOP_REASONS:
-        return decision["reason"]
-    return "completed"  # a trainable that returned by itself before the budget
+    said = (decision or {}).get("reason")
+    if said in STOP_REASONS and (said != "error" or error):  # retried, then ran: not an error
+        return said
+    return "error" if error else "completed"
+
+
+def final_decisions(records: list[TrialRecord], decisions: dict[str, dict]) -> dict[str, dict]:
+    """decisions.json as written at the end: every trial, with the reason every output shows."""
+    out = {tid: dict(d) for tid, d in decisions.items()}
+    for r in records:
+        d = out.setdefault(r.trial_id, {})
+        if d.get("reason") != r.stop_reason:
+            d.update(reason=r.stop_reason, detail=_END_DETAIL.get(r.stop_reason, "said the trial"))
+            d.setdefault("best_epoch", None)
+    return out
+
+
+_END_DETAIL = {
+    "completed": "ran its epoch budget, or its trainable returned",
+    "error": "the trainable raised; its traceback is in the trial's folder",
+}
 
 
 def results_table(records: list[TrialRecord], study: StudyConfig) -> pa.Table:
@@ -176,17 +191,27 @@ def summary(records: list[TrialRecord], study: StudyConfig, wall_seconds: float)
 
 
 def _reported_rows(result: Any) -> list[dict[str, Any]]:
-    """Every report of a trial, one per epoch (the last wins), from the trial folder's logs.
+    """Every epoch of a trial's final line of training once, in order (tunepipe.engine.lineage).
 
     Neither of Ray's logs is whole by itself: `Result.metrics_dataframe` and result.json miss
     the report on which a trial was paused (an LR decay), and progress.csv keeps only the keys of
-    the first report (so it lacks `stop_reason`). The union of both files is complete.
+    the first report (so it lacks `stop_reason`). The union of both files is complete, but for
+    an epoch whose checkpoint was saved and whose report an interrupt lost: the trial's own
+    record in its newest checkpoint has that one.
     """
-    by_step: dict[Any, dict] = {}
-    for row in [*_read_log(result, "progress.csv"), *_read_log(result, "result.json")]:
-        step = row.get("epoch", row.get("training_iteration"))
-        by_step.setdefault(step, {}).update({k: v for k, v in row.items() if v is not None})
-    return [by_step[k] for k in sorted(by_step, key=lambda k: (k is None, k or 0))]
+    logs = [_read_log(result, "progress.csv"), _read_log(result, "result.json")]
+    return merge_logs(logs, _own_record(result))
+
+
+def _own_record(result: Any) -> list[dict[str, Any]]:
+    """The per-epoch record tunepipe's trainable keeps in its newest checkpoint ([] if none)."""
+    from tunepipe.train.checkpoint import META_FILE, RECORD_KEY, newest_in
+
+    newest = newest_in(result.path, result.filesystem)
+    if newest is None:
+        return []
+    with result.filesystem.open_input_stream(f"{newest}/{META_FILE}") as f:
+        return list(json.loads(f.read()).get(RECORD_KEY, []))
 
 
 def _read_log(result: Any, name: str) -> list[dict[str, Any]]:

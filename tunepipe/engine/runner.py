@@ -199,6 +199,7 @@ def _fit(
         )
         # The scheduler (and the progress view reading it) come back from Tune's tuner.pkl.
         scheduler = tuner._local_tuner._tune_config.scheduler  # no public accessor in 2.60
+        _reconnect_progress(tuner._local_tuner._run_config.callbacks, scheduler)
     else:
         scheduler = build_scheduler(study, data)
         tuner = _new_tuner(study, loc, trainable, scheduler, progress)
@@ -239,7 +240,7 @@ def _new_tuner(
                 study.metric,
                 study.mode,
                 _n_trials(study),
-                reasons=lambda tid: _live_reason(scheduler, tid),
+                reasons=lambda trial: _live_reason(scheduler, trial),
             )
         )
     return tune.Tuner(
@@ -331,21 +332,35 @@ def _n_trials(study: StudyConfig) -> int:
     return study.num_samples * grid
 
 
-def _live_reason(scheduler: Any, trial_id: str) -> str:
+def _reconnect_progress(callbacks: list | None, scheduler: Any) -> None:
+    """A restored progress view asks the restored scheduler for reasons, as a new one does."""
+    from tunepipe.engine.progress import ProgressView
+
+    for cb in callbacks or []:
+        if isinstance(cb, ProgressView):
+            cb.reasons = lambda trial: _live_reason(scheduler, trial)
+
+
+def _live_reason(scheduler: Any, trial: Any) -> str:
+    """The reason the progress line prints: decided as results.parquet's (one truth)."""
+    from tunepipe.engine.results import decide_reason
     from tunepipe.engine.schedule import decision_dict
 
-    return decision_dict(scheduler.decisions.get(trial_id)).get("reason", "completed")
+    reported = (trial.last_result or {}).get("stop_reason")
+    decision = decision_dict(scheduler.decisions.get(trial.trial_id))
+    return decide_reason(reported, trial.status == "ERROR", decision)
 
 
 def _write_outputs(
     study: StudyConfig, data: Any, loc: RunLocation, grid: Any, scheduler: Any, wall: float
 ) -> RunOutcome:
     from tunepipe.engine import results as res
-    from tunepipe.engine.schedule import decision_dict, read_decisions
+    from tunepipe.engine.schedule import DECISIONS_FILE, decision_dict, read_decisions
 
     decisions = read_decisions(loc)  # those made before a resume survive in the run folder
     decisions.update({tid: decision_dict(rec) for tid, rec in scheduler.decisions.items()})
     records = res.trial_records(grid, study, decisions)
+    loc.write_json(DECISIONS_FILE, res.final_decisions(records, decisions))
     loc.write_parquet("results.parquet", res.results_table(records, study))
     loc.write_parquet("history.parquet", res.history_table(records))
     summary = res.summary(records, study, wall)

@@ -11,6 +11,7 @@ import torch
 
 STATE_FILE = "state.pt"
 META_FILE = "meta.json"
+RECORD_KEY = "record"  # in meta.json: every epoch's metrics up to the checkpoint's, in order
 CHECKPOINT_DIR = re.compile(r"^checkpoint_(\d+)$")
 
 

@@ -127,11 +127,14 @@ def run_trial(
         "data_stats": data.stats(),
     }
 
-    start_epoch, decays, initial_config = 0, 0, dict(config)
+    start_epoch, decays, initial_config, record = 0, 0, dict(config), []
     if restore_from is not None:
         start_epoch, restored = _restore(restore_from, model, optimizer, shuffle)
         initial_config = restored.get("initial_config", initial_config)
         decays = restored.get("lr_decays", 0) + (hp.lr < restored.get("lr_base", hp.lr) * 0.999)
+        # The trial's own record of the epochs its weights went through (a PBT clone: the
+        # donor's), so an epoch whose report Ray lost is still known (results.trial_records).
+        record = [r for r in restored.get(ckpt.RECORD_KEY, []) if r.get("epoch", 0) <= start_epoch]
     meta["initial_config"] = initial_config  # results show the sampled values, not decayed ones
 
     for epoch in range(start_epoch + 1, study.scheduler.max_epochs + 1):
@@ -145,6 +148,7 @@ def run_trial(
         with probe.validating():
             metrics.update(evaluate(model, head, loss_fn, *tensors["val"], data, prefix="val"))
         metrics.update(probe.epoch_metrics())
+        record.append(dict(metrics))
         if not math.isfinite(metrics["val_loss"]):
             report({**metrics, "stop_reason": "diverged"}, None)
             return "diverged"
@@ -156,7 +160,7 @@ def run_trial(
                     optimizer=optimizer,
                     epoch=epoch,
                     rng=shuffle,
-                    meta={**meta, "lr_base": hp.lr, "lr_decays": decays},
+                    meta={**meta, "lr_base": hp.lr, "lr_decays": decays, ckpt.RECORD_KEY: record},
                 )
                 report(metrics, tmp)
         else:
