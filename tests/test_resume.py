@@ -34,7 +34,12 @@ def _private_network() -> None:
 
 
 def write_study(
-    folder: Path, trials: int, epochs: int, delay: float = 0.05, code_dir: str = str(SLOW_CODE)
+    folder: Path,
+    trials: int,
+    epochs: int,
+    delay: float = 0.05,
+    code_dir: str = str(SLOW_CODE),
+    checkpoint_every: int = 1,
 ) -> Path:
     """A digits study whose training batches sleep, so there is time to stop it midway."""
     study = {
@@ -43,7 +48,7 @@ def write_study(
         "data": {"source": "digits", "label": "label", "val_fraction": 0.2},
         "model": {"kind": "custom", "factory": "slow_net:slow_mlp", "args": {"delay": delay}},
         "code_dir": code_dir,
-        "train": {"batch_size": 256},
+        "train": {"batch_size": 256, "checkpoint_every": checkpoint_every},
         "search_space": {"lr": {"type": "loguniform", "low": 1e-3, "high": 1e-2}},
         "scheduler": {"kind": "fifo", "max_epochs": epochs, "grace_period": 1},
         "num_samples": trials,
@@ -81,7 +86,7 @@ def checkpoint_epochs(run: Path) -> dict[str, int]:
     return out
 
 
-def wait_for_epochs(proc: subprocess.Popen, run: Path, n: int, timeout: float = 120) -> None:
+def wait_for_epochs(proc: subprocess.Popen, run: Path, n: int, timeout: float = 400) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert proc.poll() is None, "the study ended before it could be stopped"
@@ -95,7 +100,7 @@ def resume_and_check(run: Path, epochs: int, trials: int) -> dict[str, list[int]
     before = reported_epochs(run)
     on_disk = checkpoint_epochs(run)
     done = subprocess.run(
-        cli("resume", str(run)), env=env(), capture_output=True, text=True, timeout=240
+        cli("resume", str(run)), env=env(), capture_output=True, text=True, timeout=600
     )
     assert done.returncode == 0, done.stderr[-3000:]
     after = reported_epochs(run)
@@ -112,7 +117,42 @@ def resume_and_check(run: Path, epochs: int, trials: int) -> dict[str, list[int]
     table = pq.read_table(run / "results.parquet")
     assert table.num_rows == trials
     assert (run / "summary.json").is_file()
+    check_one_truth(run, epochs)
     return after
+
+
+def own_records(run: Path) -> dict[str, list[dict]]:
+    """Each trial's own record of its epochs: the one its final checkpoint carries (fifo: every
+    trial ends at its last epoch, and always checkpoints there)."""
+    out = {}
+    for trial in (p for p in run.iterdir() if p.is_dir() and p.name.startswith("tune_")):
+        metas = [json.loads(m.read_text()) for m in trial.glob("checkpoint_*/meta.json")]
+        out[trial.name] = max(metas, key=lambda m: m["epoch"])["record"]
+    return out
+
+
+def check_one_truth(run: Path, epochs: int) -> None:
+    """history.parquet holds epochs 1..N once per trial, each as the trial recorded it, and
+    results.parquet and summary.json report the best epoch of the trial's own record."""
+    history = pq.read_table(run / "history.parquet").to_pylist()
+    results = {r["trial_id"]: r for r in pq.read_table(run / "results.parquet").to_pylist()}
+    records = own_records(run)
+    bests = []
+    for tid, row in results.items():
+        (folder,) = [name for name in records if f"_{tid}_" in name or name.endswith(tid)]
+        record = {r["epoch"]: r for r in records[folder]}
+        rows = [h for h in history if h["trial_id"] == tid]
+        assert [h["epoch"] for h in rows] == list(range(1, epochs + 1)), (tid, rows)
+        assert sorted(record) == list(range(1, epochs + 1)), (tid, sorted(record))
+        for h in rows:
+            assert h["val_loss"] == pytest.approx(record[h["epoch"]]["val_loss"], rel=1e-9)
+        best = min(record.values(), key=lambda r: r["val_loss"])
+        assert row["epochs"] == epochs
+        assert row["val_loss"] == pytest.approx(best["val_loss"], rel=1e-9)
+        assert row["best_epoch"] == best["epoch"]
+        bests.append(best["val_loss"])
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["best_val_loss"] == pytest.approx(min(bests), rel=1e-9)
 
 
 def test_sigkilled_driver_resumes_every_trial_from_its_newest_checkpoint(tmp_path):
@@ -134,17 +174,25 @@ def test_sigkilled_driver_resumes_every_trial_from_its_newest_checkpoint(tmp_pat
     print("epochs before:", before, "\nafter:", after)
 
 
-def test_sigterm_stops_gracefully_with_exit_143_and_the_resume_hint(tmp_path):
-    study = write_study(tmp_path, trials=4, epochs=6)
+@pytest.mark.parametrize(
+    ("sig", "at_epochs", "checkpoint_every"),
+    [(signal.SIGTERM, 4, 2), (signal.SIGINT, 7, 1)],
+    ids=["sigterm-early-every-2", "sigint-later-every-1"],
+)
+def test_a_signal_stops_gracefully_and_resume_keeps_every_epoch_once(
+    tmp_path, sig, at_epochs, checkpoint_every
+):
+    study = write_study(tmp_path, trials=4, epochs=6, checkpoint_every=checkpoint_every)
     run = tmp_path / "runs" / "slow"
     proc = subprocess.Popen(
         cli("run", str(study)), env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
-    wait_for_epochs(proc, run, n=4)
-    proc.send_signal(signal.SIGTERM)
+    wait_for_epochs(proc, run, n=at_epochs)
+    proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 143, err[-3000:]
+    assert proc.returncode == 128 + sig, err[-3000:]
     assert f"tunepipe resume {run}" in err
+    assert "Tuner.restore" not in err  # Ray's own hint is not the user's
     assert not (run / "results.parquet").exists()
     resume_and_check(run, epochs=6, trials=4)
 

@@ -43,7 +43,8 @@ def save(
 def load(directory: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """Return (state, meta) of a checkpoint folder."""
     directory = Path(directory)
-    state = torch.load(directory / STATE_FILE, map_location="cpu", weights_only=False)
+    # Tensors, numbers and plain containers only: loading a checkpoint never runs code.
+    state = torch.load(directory / STATE_FILE, map_location="cpu", weights_only=True)
     meta = json.loads((directory / META_FILE).read_text())
     return state, meta
 
