@@ -118,12 +118,14 @@ def results_table(records: list[TrialRecord], study: StudyConfig) -> pa.Table:
     cols: dict[str, list] = {"trial_id": [r.trial_id for r in records]}
     for k in keys:
         cols[f"config.{k}"] = [r.config.get(k) for r in records]
-    at_best = {name: [] for name in (metric, "val_acc", "train_loss", "best_epoch")}
+    names = dict.fromkeys((metric, "val_loss", "val_acc", "val_rmse", "train_loss", "best_epoch"))
+    at_best: dict[str, list] = {name: [] for name in names}
     for r in records:
         i = r.best_index(metric, mode)
         for name in at_best:
-            at_best[name].append(_at(r, "epoch", i) if name == "best_epoch" else _at(r, name, i))
-    cols.update({k: v for k, v in at_best.items() if any(x is not None for x in v) or k == metric})
+            at_best[name].append(_epoch_at(r, i) if name == "best_epoch" else _at(r, name, i))
+    keep = (metric, "best_epoch")  # documented columns, even when empty
+    cols.update({k: v for k, v in at_best.items() if any(x is not None for x in v) or k in keep})
     cols["epochs"] = [
         len(r.history.get("epoch", r.history.get("training_iteration", []))) for r in records
     ]
@@ -169,6 +171,7 @@ def summary(records: list[TrialRecord], study: StudyConfig, wall_seconds: float)
         "n_trials": len(records),
         "stop_reasons": dict(Counter(r.stop_reason for r in records)),
         "wall_seconds": round(wall_seconds, 2),
+        "tunepipe_version": _version(),
     }
     if scored:
         value, best = (min if mode == "min" else max)(scored, key=lambda t: t[0])
@@ -180,11 +183,10 @@ def summary(records: list[TrialRecord], study: StudyConfig, wall_seconds: float)
             }
         )
         i = best.best_index(metric, mode)
-        out["best_epoch"] = _at(best, "epoch", i)
-        if "val_loss" in best.history:
-            out["best_val_loss"] = _at(best, "val_loss", i)
-        if "val_acc" in best.history:
-            out["best_val_acc"] = _at(best, "val_acc", i)
+        out["best_epoch"] = _epoch_at(best, i)
+        for name in ("val_loss", "val_acc", "val_rmse"):
+            if name in best.history:
+                out[f"best_{name}"] = _at(best, name, i)
     else:
         out.update({"best_trial_id": None, "best_config": None, f"best_{metric}": None})
     return out
@@ -276,6 +278,21 @@ def _at(r: TrialRecord, name: str, i: int | None) -> Any:
         return None
     v = values[i]
     return int(v) if name == "epoch" else v
+
+
+def _epoch_at(r: TrialRecord, i: int | None) -> int | None:
+    """The epoch of report i: the trainable's `epoch`, else Ray's training_iteration (own
+    trainables report once per iteration)."""
+    value = _at(r, "epoch", i)
+    if value is None:
+        value = _at(r, "training_iteration", i)
+    return int(value) if value is not None else None
+
+
+def _version() -> str:
+    from tunepipe import __version__
+
+    return __version__
 
 
 def _finite(v: Any) -> bool:
