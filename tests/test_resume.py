@@ -93,7 +93,22 @@ def wait_for_epochs(proc: subprocess.Popen, run: Path, n: int, timeout: float = 
         if run.is_dir() and sum(map(len, reported_epochs(run).values())) >= n:
             return
         time.sleep(0.5)
+    kill_family(proc.pid)  # a study left running would hold the CPUs the next tests need
     pytest.fail(f"fewer than {n} epochs reported within {timeout} s")
+
+
+def kill_family(pid: int) -> None:
+    """SIGKILL a process and every process it started (its embedded Ray among them)."""
+    try:
+        family = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return
+    for p in family:
+        try:
+            p.send_signal(signal.SIGKILL)
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(family, timeout=15)
 
 
 def resume_and_check(run: Path, epochs: int, trials: int) -> dict[str, list[int]]:
@@ -164,9 +179,7 @@ def test_sigkilled_driver_resumes_every_trial_from_its_newest_checkpoint(tmp_pat
     wait_for_epochs(proc, run, n=12)
     # The driver and its embedded Ray die together, as when the machine running it is lost.
     family = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
-    for p in family:
-        p.send_signal(signal.SIGKILL)
-    psutil.wait_procs(family, timeout=15)
+    kill_family(proc.pid)
     assert not [p for p in family if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
     before = reported_epochs(run)
     assert any(0 < len(seq) < 10 for seq in before.values())  # stopped midway, truly

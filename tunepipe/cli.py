@@ -118,6 +118,8 @@ def _print_outcome(outcome) -> None:
 
     s = outcome.summary
     console = Console()
+    if outcome.note:
+        console.print(outcome.note, soft_wrap=True)
     extra = f", val_acc = {s['best_val_acc']:.4f}" if "best_val_acc" in s else ""
     console.print(
         f"[bold]best trial[/] {s['best_trial_id']}: {s['metric']} = "

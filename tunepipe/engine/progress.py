@@ -154,3 +154,20 @@ class RuleNotice(Callback):
         for rule, status in self.judge.rule_status(result).items():
             if status != "on":
                 self.console.print(f"note: playbook rule {rule} is {status}")
+
+
+def live_reason(scheduler: Any, trial: Any) -> str:
+    """The reason the progress line prints: decided as results.parquet's (one truth)."""
+    from tunepipe.engine.results import decide_reason
+    from tunepipe.engine.schedule import decision_dict
+
+    reported = (trial.last_result or {}).get("stop_reason")
+    decision = decision_dict(scheduler.decisions.get(trial.trial_id))
+    return decide_reason(reported, trial.status == "ERROR", decision)
+
+
+def reconnect_progress(callbacks: list | None, scheduler: Any) -> None:
+    """A progress view restored from tuner.pkl asks the restored scheduler, as a new one does."""
+    for cb in callbacks or []:
+        if isinstance(cb, ProgressView):
+            cb.reasons = lambda trial: live_reason(scheduler, trial)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import sys
 import time
 from collections.abc import Iterator
@@ -27,6 +28,7 @@ TUNER_STATE = "tuner.pkl"  # Ray Tune's record of how the Tuner was built; resto
 class RunOutcome:
     run_dir: str
     summary: dict[str, Any]
+    note: str | None = None  # said before the summary (a resume that found nothing to do)
 
 
 STUDY_FILE = "study.yaml"  # written first: it is what makes a folder a (resumable) study
@@ -76,8 +78,7 @@ def run_study(
     # Written before the search, not after: a study killed midway must be resumable.
     loc.write_text(STUDY_FILE, yaml.safe_dump(study.model_dump(mode="json"), sort_keys=False))
     loc.write_json(RUN_FILE, {"study_dir": str(study_dir)})
-    grid, scheduler = _fit(study, data, loc, progress)
-    return _write_outputs(study, data, loc, grid, scheduler, time.monotonic() - t0)
+    return _search(study, data, loc, progress, t0, "run")
 
 
 def resume_study(
@@ -105,6 +106,11 @@ def resume_study(
             "study never started; give the run folder itself (<storage>/<study name>), or start "
             "the study with `tunepipe run STUDY`"
         )
+    from tunepipe.engine.sessions import finished_note
+
+    note = finished_note(loc)
+    if note is not None:  # a finished study: nothing to resume, nothing changed
+        return RunOutcome(loc.display, loc.read_json("summary.json"), note=note)
     study = parse_study(
         yaml.safe_load(loc.read_text(STUDY_FILE)), source=f"{loc.display}/{STUDY_FILE}"
     )
@@ -118,9 +124,28 @@ def resume_study(
     data = _load_data(study, study_dir)
     _start_ray(_user_paths(study, study_dir), address, num_cpus, loc, shared_storage)
     # No tuner.pkl: the driver died before Tune began, so there is nothing to keep.
-    restore = loc.exists(TUNER_STATE)
-    grid, scheduler = _fit(study, data, loc, progress, restore=restore)
-    return _write_outputs(study, data, loc, grid, scheduler, time.monotonic() - t0)
+    return _search(study, data, loc, progress, t0, "resume", restore=loc.exists(TUNER_STATE))
+
+
+def _search(
+    study: StudyConfig,
+    data: Any,
+    loc: RunLocation,
+    progress: bool,
+    t0: float,
+    kind: str,
+    restore: bool = False,
+) -> RunOutcome:
+    """Search, then write the outputs; each session's time is recorded (wall_seconds sums them)."""
+    from tunepipe.engine.sessions import record_session
+
+    try:
+        grid, scheduler = _fit(study, data, loc, progress, restore=restore)
+    except Interrupted as exc:
+        record_session(loc, kind, time.monotonic() - t0, signal.Signals(exc.signum).name)
+        raise
+    wall = record_session(loc, kind, time.monotonic() - t0, "finished")
+    return _write_outputs(study, data, loc, grid, scheduler, wall)
 
 
 def _start_ray(
@@ -185,7 +210,11 @@ def _fit(
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     from ray import tune
 
+    from tunepipe.engine.progress import reconnect_progress
+    from tunepipe.engine.quiet import quiet_ray
     from tunepipe.engine.schedule import build_scheduler
+
+    quiet_ray()  # Ray's resume hint and per-trial metric warnings are not the user's business
     from tunepipe.engine.session import trial_actors_on_prestarted_workers
 
     trainable = _trainable(study, data)
@@ -199,7 +228,7 @@ def _fit(
         )
         # The scheduler (and the progress view reading it) come back from Tune's tuner.pkl.
         scheduler = tuner._local_tuner._tune_config.scheduler  # no public accessor in 2.60
-        _reconnect_progress(tuner._local_tuner._run_config.callbacks, scheduler)
+        reconnect_progress(tuner._local_tuner._run_config.callbacks, scheduler)
     else:
         scheduler = build_scheduler(study, data)
         tuner = _new_tuner(study, loc, trainable, scheduler, progress)
@@ -225,7 +254,7 @@ def _new_tuner(
     from ray import tune
 
     from schedulers.search import ResumeFirstSearch
-    from tunepipe.engine.progress import ProgressView, RuleNotice
+    from tunepipe.engine.progress import ProgressView, RuleNotice, live_reason
     from tunepipe.engine.schedule import DecisionLog
     from tunepipe.engine.space import to_tune_space
 
@@ -240,7 +269,7 @@ def _new_tuner(
                 study.metric,
                 study.mode,
                 _n_trials(study),
-                reasons=lambda trial: _live_reason(scheduler, trial),
+                reasons=lambda trial: live_reason(scheduler, trial),
             )
         )
     return tune.Tuner(
@@ -330,25 +359,6 @@ def _n_trials(study: StudyConfig) -> int:
         if getattr(v, "type", None) == "grid":
             grid *= len(v.values)
     return study.num_samples * grid
-
-
-def _reconnect_progress(callbacks: list | None, scheduler: Any) -> None:
-    """A restored progress view asks the restored scheduler for reasons, as a new one does."""
-    from tunepipe.engine.progress import ProgressView
-
-    for cb in callbacks or []:
-        if isinstance(cb, ProgressView):
-            cb.reasons = lambda trial: _live_reason(scheduler, trial)
-
-
-def _live_reason(scheduler: Any, trial: Any) -> str:
-    """The reason the progress line prints: decided as results.parquet's (one truth)."""
-    from tunepipe.engine.results import decide_reason
-    from tunepipe.engine.schedule import decision_dict
-
-    reported = (trial.last_result or {}).get("stop_reason")
-    decision = decision_dict(scheduler.decisions.get(trial.trial_id))
-    return decide_reason(reported, trial.status == "ERROR", decision)
 
 
 def _write_outputs(

@@ -1,0 +1,72 @@
+"""Resume accounting without Ray: sessions add up, a finished study is left alone, Ray's own
+hints are filtered out of tunepipe's output."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from conftest import tunepipe_cli
+
+from tunepipe.engine.quiet import quiet_ray
+from tunepipe.engine.sessions import finished_note, read_sessions, record_session
+from tunepipe.storage import locate
+
+
+def test_wall_seconds_add_up_every_recorded_session(tmp_path):
+    loc = locate(str(tmp_path), "s")
+    assert record_session(loc, "run", 12.5, "SIGINT") == 12.5
+    assert record_session(loc, "resume", 30.0, "finished") == 42.5
+    assert [(s["kind"], s["ended"]) for s in read_sessions(loc)] == [
+        ("run", "SIGINT"),
+        ("resume", "finished"),
+    ]
+
+
+def finished_run(tmp_path, reasons):
+    run = tmp_path / "runs" / "done"
+    run.mkdir(parents=True)
+    (run / "study.yaml").write_text("name: done\n")
+    summary = {
+        "study": "done",
+        "metric": "val_loss",
+        "n_trials": sum(reasons.values()),
+        "stop_reasons": reasons,
+        "wall_seconds": 16.0,
+        "best_trial_id": "a_00001",
+        "best_config": {"lr": 0.01},
+        "best_val_loss": 0.25,
+        "best_epoch": 3,
+    }
+    (run / "summary.json").write_text(json.dumps(summary))
+    return run
+
+
+def test_resuming_a_finished_study_says_so_and_changes_nothing(tmp_path):
+    run = finished_run(tmp_path, {"completed": 3, "pruned": 1})
+    before = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in run.iterdir()}
+    done = tunepipe_cli("resume", str(run))
+    assert done.returncode == 0, done.stderr
+    assert "holds a finished study; nothing was resumed or changed" in " ".join(done.stdout.split())
+    assert {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in run.iterdir()} == before
+
+
+def test_a_study_with_errored_trials_is_resumable(tmp_path):
+    assert finished_note(locate(str(tmp_path / "runs"), "x")) is None  # nothing there yet
+    run = finished_run(tmp_path, {"completed": 2, "error": 1})
+    assert finished_note(locate(str(run.parent), run.name)) is None
+
+
+def test_rays_resume_hint_and_metric_warnings_are_dropped_and_nothing_else(caplog):
+    quiet_ray()
+    quiet_ray()  # idempotent
+    tune_log = logging.getLogger("ray.tune.tune")
+    analysis = logging.getLogger("ray.tune.analysis.experiment_analysis")
+    with caplog.at_level(logging.INFO):
+        tune_log.warning(
+            "Experiment has been interrupted...\nResume experiment with: Tuner.restore"
+        )
+        analysis.warning("Failed to fetch metrics for 2 trial(s): FileNotFoundError('Could not')")
+        tune_log.warning("a warning the user needs")
+    assert [r.getMessage() for r in caplog.records] == ["a warning the user needs"]
+    assert len(tune_log.filters) == 1
