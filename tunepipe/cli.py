@@ -46,9 +46,9 @@ def validate(study: StudyArg) -> None:
 @app.command()
 def schema() -> None:
     """Print the JSON Schema of study files (for editors)."""
-    from tunepipe.config import StudyConfig
+    from tunepipe.config.schema import study_json_schema
 
-    typer.echo(json.dumps(StudyConfig.model_json_schema(), indent=2))
+    typer.echo(json.dumps(study_json_schema(), indent=2))
 
 
 SharedStorage = Annotated[

@@ -163,7 +163,7 @@ def _known_keys(loc: tuple) -> set[str]:
         if inner:
             candidates = inner
         # otherwise `part` is a dict key or list index: the models stay the same
-    return set().union(*(set(m.model_fields) for m in candidates))
+    return set().union(*({f.alias or n for n, f in m.model_fields.items()} for m in candidates))
 
 
 def _tag_of(model: type[BaseModel]) -> str | None:
