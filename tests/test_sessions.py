@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 
+import pytest
 from conftest import tunepipe_cli
 
 from tunepipe.engine.quiet import quiet_ray
@@ -26,7 +27,8 @@ def test_wall_seconds_add_up_every_recorded_session(tmp_path):
 def finished_run(tmp_path, reasons):
     run = tmp_path / "runs" / "done"
     run.mkdir(parents=True)
-    (run / "study.yaml").write_text("name: done\n")
+    study = "name: done\ndata: {source: digits, label: label}\nmodel: {kind: mlp}\n"
+    (run / "study.yaml").write_text(study)
     summary = {
         "study": "done",
         "metric": "val_loss",
@@ -70,3 +72,33 @@ def test_rays_resume_hint_and_metric_warnings_are_dropped_and_nothing_else(caplo
         tune_log.warning("a warning the user needs")
     assert [r.getMessage() for r in caplog.records] == ["a warning the user needs"]
     assert len(tune_log.filters) == 1
+
+
+def test_run_json_records_where_a_submitted_study_came_from(tmp_path, monkeypatch):
+    from tunepipe.engine.jobs import SUBMITTED_FROM
+    from tunepipe.engine.sessions import run_record
+
+    monkeypatch.delenv(SUBMITTED_FROM, raising=False)
+    assert run_record(tmp_path) == {"study_dir": str(tmp_path)}
+    monkeypatch.setenv(SUBMITTED_FROM, "/home/me/study")
+    assert run_record(tmp_path) == {"study_dir": "/home/me/study", "job_working_dir": str(tmp_path)}
+
+
+def test_resume_refuses_clearly_when_the_recorded_study_folder_is_gone(tmp_path):
+    run = finished_run(tmp_path, {"error": 1})  # resumable: an errored trial to retry
+    gone = tmp_path / "head-temp" / "_ray_pkg_abc"
+    (run / "run.json").write_text(json.dumps({"study_dir": str(gone)}))
+    done = tunepipe_cli("resume", str(run))
+    assert done.returncode == 2, done.stderr
+    said = " ".join(done.stderr.split())
+    assert f"the study's folder {gone} (from run.json) is not on this machine" in said
+    assert "--study-dir" in said
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1:6379", "ray://127.0.0.1:10001"])
+def test_jobs_given_a_gcs_address_say_they_need_the_dashboards(address, tmp_path):
+    done = tunepipe_cli("jobs", "list", "--address", address, "--token-file", str(tmp_path / "t"))
+    assert done.returncode == 2
+    said = " ".join(done.stderr.split())
+    assert "not a dashboard address" in said and "http://HOST:PORT" in said
+    assert "token" not in said.split("not a dashboard address")[0]  # no false token error

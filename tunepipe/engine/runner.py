@@ -68,6 +68,8 @@ def run_study(
             "--storage, rename the study (name:), or `tunepipe resume "
             f"{loc.display}` to continue it"
         )
+    from tunepipe.engine.sessions import run_record
+
     t0 = time.monotonic()
     data = _load_data(study, study_dir)  # bad data stops here, before Ray starts
     paths = _user_paths(study, study_dir)  # before sanity: it builds the user's model too
@@ -77,7 +79,7 @@ def run_study(
     study = _sanity(study, data, loc, progress)
     # Written before the search, not after: a study killed midway must be resumable.
     loc.write_text(STUDY_FILE, yaml.safe_dump(study.model_dump(mode="json"), sort_keys=False))
-    loc.write_json(RUN_FILE, {"study_dir": str(study_dir)})
+    loc.write_json(RUN_FILE, run_record(study_dir))
     return _search(study, data, loc, progress, t0, "run")
 
 
@@ -106,7 +108,7 @@ def resume_study(
             "study never started; give the run folder itself (<storage>/<study name>), or start "
             "the study with `tunepipe run STUDY`"
         )
-    from tunepipe.engine.sessions import finished_note
+    from tunepipe.engine.sessions import finished_note, recorded_study_dir
 
     note = finished_note(loc)
     if note is not None:  # a finished study: nothing to resume, nothing changed
@@ -116,10 +118,7 @@ def resume_study(
     )
     # The folder may have been moved since: it, not the storage recorded inside, is the truth.
     study = study.model_copy(update={"storage": loc.storage, "name": loc.name})
-    if study_dir is None:
-        recorded = loc.read_json(RUN_FILE).get("study_dir") if loc.exists(RUN_FILE) else None
-        study_dir = Path(recorded) if recorded and Path(recorded).is_dir() else Path.cwd()
-    study_dir = study_dir.resolve()
+    study_dir = (study_dir or recorded_study_dir(loc, RUN_FILE)).resolve()
     t0 = time.monotonic()
     data = _load_data(study, study_dir)
     _start_ray(_user_paths(study, study_dir), address, num_cpus, loc, shared_storage)
