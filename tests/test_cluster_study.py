@@ -112,33 +112,20 @@ def test_wrong_token_and_dead_address_exit_2(local_cluster, tmp_path):  # noqa: 
     from tunepipe.engine.auth import ensure_token
 
     wrong = ensure_token(tmp_path / "wrong")
-    refused = subprocess.run(
-        cli("jobs", "list", "--address", local_cluster.dashboard_url, "--token-file", str(wrong)),
-        env=env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+
+    def jobs_list(address: str) -> subprocess.CompletedProcess:
+        full = cli("jobs", "list", "--address", address, "--token-file", str(wrong))
+        return subprocess.run(full, env=env(), capture_output=True, text=True, timeout=60)
+
+    refused = jobs_list(local_cluster.dashboard_url)
     assert refused.returncode == 2, refused.stderr
     assert "error:" in refused.stderr and wrong.read_text() not in refused.stderr
     said = " ".join(refused.stderr.split())
     assert "refused the token" in said and "--token-file" in said
     assert "get-auth-token" not in said and "RAY_AUTH_MODE" not in said  # Ray's advice, not ours
-    gcs = subprocess.run(
-        cli("jobs", "list", "--address", local_cluster.address, "--token-file", str(wrong)),
-        env=env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    gcs = jobs_list(local_cluster.address)  # the GCS address local_cluster.py prints first
     assert gcs.returncode == 2 and "not a dashboard address" in " ".join(gcs.stderr.split())
-    dead = subprocess.run(
-        cli("jobs", "list", "--address", "http://127.0.0.1:9", "--token-file", str(wrong)),
-        env=env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    dead = jobs_list("http://127.0.0.1:9")
     assert dead.returncode == 2 and "Cannot reach" in dead.stderr
 
 
