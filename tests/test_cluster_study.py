@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -177,7 +178,10 @@ def test_study_survives_a_lost_worker_node(local_cluster, tmp_path):  # noqa: F8
                 assert r["epoch"] in (last_before, last_before + 1), (trial, epochs)
     assert retried, "no trial ran on the killed node"
     print("retried (last epoch before, first epoch after):", retried)
-    assert pq.read_table(run / "results.parquet").num_rows == 4
+    results = pq.read_table(run / "results.parquet").to_pylist()
+    assert [r["stop_reason"] for r in results] == ["completed"] * 4
+    # A retried trial that then finished is `completed` in the progress line too, not `error`.
+    assert sorted(re.findall(r"\] trial \S+ (\w+);", err)) == ["completed"] * 4, err[-3000:]
 
 
 def test_jobs_stop_then_resume_keeps_every_epoch_once(local_cluster, tmp_path):  # noqa: F811

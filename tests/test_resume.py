@@ -133,7 +133,12 @@ def resume_and_check(run: Path, epochs: int, trials: int) -> dict[str, list[int]
             assert new[0] == on_disk.get(trial, 0) + 1, (trial, before.get(trial), new, on_disk)
     table = pq.read_table(run / "results.parquet")
     assert table.num_rows == trials
-    assert (run / "summary.json").is_file()
+    assert f"[{trials}/{trials}] trial" in done.stderr  # trials finished before count too
+    assert "Tuner.restore" not in done.stderr and "Failed to fetch metrics" not in done.stderr
+    sessions = json.loads((run / "sessions.json").read_text())["sessions"]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["wall_seconds"] == pytest.approx(sum(s["seconds"] for s in sessions), abs=0.05)
+    assert sessions[-1]["kind"] == "resume" and sessions[-1]["ended"] == "finished"
     check_one_truth(run, epochs)
     return after
 
