@@ -212,9 +212,9 @@ def _fit(
     from tunepipe.engine.progress import reconnect_progress
     from tunepipe.engine.quiet import quiet_ray
     from tunepipe.engine.schedule import build_scheduler
+    from tunepipe.engine.session import trial_actors_on_prestarted_workers
 
     quiet_ray()  # Ray's resume hint and per-trial metric warnings are not the user's business
-    from tunepipe.engine.session import trial_actors_on_prestarted_workers
 
     trainable = _trainable(study, data)
     if restore:
