@@ -81,3 +81,5 @@ def test_one_stop_reason_the_trials_word_then_the_rule_then_an_error():
     # Retried after a lost node and then finished: no longer an error.
     assert decide_reason(None, None, {"reason": "error"}) == "completed"
     assert decide_reason(None, None, None) == "completed"
+    # Left unfinished by a time budget, then trained to its end by a resume: completed.
+    assert decide_reason(None, None, {"reason": "unfinished"}, ran_to_end=True) == "completed"

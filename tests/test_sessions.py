@@ -57,6 +57,9 @@ def test_a_study_with_errored_trials_is_resumable(tmp_path):
     assert finished_note(locate(str(tmp_path / "runs"), "x")) is None  # nothing there yet
     run = finished_run(tmp_path, {"completed": 2, "error": 1})
     assert finished_note(locate(str(run.parent), run.name)) is None
+    # A time budget that ran out leaves trials `unfinished` (issue 16): resume goes on.
+    (run / "summary.json").write_text(json.dumps({"stop_reasons": {"unfinished": 2}}))
+    assert finished_note(locate(str(run.parent), run.name)) is None
 
 
 def test_rays_resume_hint_and_metric_warnings_are_dropped_and_nothing_else(caplog):

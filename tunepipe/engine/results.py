@@ -65,7 +65,9 @@ def trial_records(grid: Any, study: StudyConfig, decisions: dict[str, dict]) -> 
         reported = next(
             (r["stop_reason"] for r in rows[::-1] if isinstance(r.get("stop_reason"), str)), None
         )
-        reason = decide_reason(reported, result.error, decisions.get(trial_id))
+        steps = history.get("epoch", history.get("training_iteration", []))
+        ended = len(steps) >= study.scheduler.max_epochs
+        reason = decide_reason(reported, result.error, decisions.get(trial_id), ended)
         best = _best_checkpoint(result, study)
         records.append(
             TrialRecord(
@@ -79,17 +81,22 @@ def trial_records(grid: Any, study: StudyConfig, decisions: dict[str, dict]) -> 
     return records
 
 
-def decide_reason(reported: str | None, error: Any, decision: dict | None) -> str:
+def decide_reason(
+    reported: str | None, error: Any, decision: dict | None, ran_to_end: bool = False
+) -> str:
     """The trial's one stop reason, for every output (the progress line included).
 
     The trial's own word (a trainable that saw its loss diverge) first, then the scheduler's
     decision (a rule stop is the reason even on the last epoch, where the budget also ran out),
-    then an error Ray recorded, else the trainable ran to its end: completed.
+    then an error Ray recorded, else the trainable ran to its end: completed. Two decisions can
+    go stale when a later session runs the trial on: an error Ray retried, and a trial a study's
+    time budget left unfinished that a resume then trained to its end.
     """
     if reported in STOP_REASONS:
         return reported
     said = (decision or {}).get("reason")
-    if said in STOP_REASONS and (said != "error" or error):  # retried, then ran: not an error
+    stale = (said == "error" and not error) or (said == "unfinished" and ran_to_end)
+    if said in STOP_REASONS and not stale:
         return said
     return "error" if error else "completed"
 

@@ -41,8 +41,9 @@ def finished_note(loc: Any) -> str | None:
     None when there is something to resume."""
     if not loc.exists("summary.json"):
         return None
-    if loc.read_json("summary.json").get("stop_reasons", {}).get("error"):
-        return None  # resume retries the errored trials
+    reasons = loc.read_json("summary.json").get("stop_reasons", {})
+    if reasons.get("error") or reasons.get("unfinished"):
+        return None  # resume retries errored trials, and goes on where a time budget ended
     return (
         f"{loc.display} holds a finished study; nothing was resumed or changed "
         f"(`tunepipe report {loc.display}` rewrites its report)"
