@@ -2,7 +2,8 @@
 
     python cluster/local_cluster.py start --workers 2 --worker-cpus 1 --head-cpus 1 --dir /tmp/tp-c
     python cluster/local_cluster.py status --dir /tmp/tp-c
-    python cluster/local_cluster.py stop --dir /tmp/tp-c
+    python cluster/local_cluster.py kill 1 --dir /tmp/tp-c    # worker node 1 lost, as a machine
+    python cluster/local_cluster.py stop --dir /tmp/tp-c      # again: says it is already stopped
 
 `start` returns once every node is alive; the nodes keep running in the background until `stop`.
 The cluster's pids and ports are in DIR/cluster.json; node logs are DIR/node<i>.log.
@@ -11,6 +12,7 @@ The cluster's pids and ports are in DIR/cluster.json; node logs are DIR/node<i>.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -20,7 +22,7 @@ except ImportError:  # run from a source checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tunepipe.engine.auth import TokenFileError
-from tunepipe.engine.local_cluster import ClusterError, LocalCluster
+from tunepipe.engine.local_cluster import STATE_FILE, ClusterError, LocalCluster
 from tunepipe.errors import TunepipeError
 from tunepipe.monitoring.ray_dashboard import wire_metrics
 
@@ -40,21 +42,39 @@ def _start(args: argparse.Namespace) -> None:
 
 def _status(args: argparse.Namespace) -> None:
     cluster = LocalCluster.attach(args.dir)
-    alive = cluster.alive_nodes()
     nodes = cluster.state.nodes
+    # The node's own processes answer at once; the head's view lags a lost node by seconds.
+    procs = [cluster.node_processes(i) for i in range(len(nodes))]
+    states = [_node_state(node, p) for node, p in zip(nodes, procs, strict=True)]
+    seen = cluster.alive_nodes()
     print(
-        f"{max(alive, 0)} alive of {len(nodes)} started nodes in {cluster.dir}"
-        + (" (dashboard not answering)" if alive < 0 else "")
+        f"{states.count('alive')} alive of {len(nodes)} started nodes in {cluster.dir}"
+        + (f" (the head counts {seen} alive)" if seen >= 0 else " (dashboard not answering)")
     )
-    for i, node in enumerate(nodes):
-        procs = cluster.node_processes(i)
+    for i, (node, state) in enumerate(zip(nodes, states, strict=True)):
         print(
-            f"  node {i} ({node.role}, {node.num_cpus} CPU): {len(procs)} processes, log {node.log}"
+            f"  node {i} ({node.role}, {node.num_cpus} CPU): {state}, {len(procs[i])} processes, "
+            f"log {node.log}"
         )
     _print_how_to_connect(cluster)
 
 
+def _node_state(node, procs: list) -> str:
+    if node.killed:
+        return "killed"
+    return "alive" if any(p.pid == node.pid for p in procs) else "dead"
+
+
+def _kill(args: argparse.Namespace) -> None:
+    cluster = LocalCluster.attach(args.dir)
+    cluster.kill_node(args.node)
+    print(f"Killed worker node {args.node} of the Ray cluster in {cluster.dir} (SIGKILL).")
+
+
 def _stop(args: argparse.Namespace) -> None:
+    if not (Path(args.dir) / STATE_FILE).is_file():
+        print(f"No Ray cluster is running in {Path(args.dir).resolve()} (already stopped).")
+        return
     cluster = LocalCluster.attach(args.dir)
     cluster.stop(timeout=args.timeout)
     print(f"Stopped the Ray cluster in {cluster.dir}; no process of it is left.")
@@ -84,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     for flag, env in (("--grafana", "RAY_GRAFANA_HOST"), ("--prometheus", "RAY_PROMETHEUS_HOST")):
         start.add_argument(flag, default=None, help=f"the dashboard's Metrics tab (or {env})")
     sub.add_parser("status", help="show the nodes of the cluster in --dir")
+    kill = sub.add_parser("kill", help="SIGKILL every process of one worker node (a lost machine)")
+    kill.add_argument("node", type=int, help="worker node index (1..workers; 0 is the head)")
     stop = sub.add_parser("stop", help="stop every process of the cluster in --dir")
     stop.add_argument(
         "--timeout", type=float, default=15, help="seconds between SIGTERM and SIGKILL"
@@ -95,11 +117,15 @@ def main(argv: list[str] | None = None) -> int:
             help="cluster folder (at most 36 characters: Ray puts sockets below it)",
         )
     args = parser.parse_args(argv)
+    commands = {"start": _start, "status": _status, "kill": _kill, "stop": _stop}
     try:
-        {"start": _start, "status": _status, "stop": _stop}[args.command](args)
+        commands[args.command](args)
+        sys.stdout.flush()
     except (ClusterError, TokenFileError, TunepipeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `status | head -1`: the reader left; not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 

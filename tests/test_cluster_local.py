@@ -239,11 +239,13 @@ def test_grpc_servers_need_the_token(local_cluster):  # noqa: F811
     assert grpc.StatusCode.UNAUTHENTICATED not in set(with_token.values()), with_token
 
 
-def cluster_script(command: str, folder, timeout: float) -> subprocess.CompletedProcess:
+def cluster_script(
+    command: str, folder, timeout: float, *extra: str
+) -> subprocess.CompletedProcess:
     """cluster/local_cluster.py as a user runs it, from another process."""
     script = REPO / "cluster" / "local_cluster.py"
     return subprocess.run(
-        [sys.executable, str(script), command, "--dir", str(folder)],
+        [sys.executable, str(script), command, "--dir", str(folder), *extra],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -272,17 +274,50 @@ def test_kill_node_removes_its_processes(local_cluster):  # noqa: F811
     assert local_cluster.alive_nodes() == 2
 
 
-def test_cli_stop_from_another_process_leaves_nothing(local_cluster):  # noqa: F811
+def test_cli_kill_is_seen_at_once_and_status_can_be_piped(local_cluster):  # noqa: F811
+    done = cluster_script("kill", local_cluster.dir, 60, "2")
+    assert done.returncode == 0, done.stderr
+    status = cluster_script("status", local_cluster.dir, timeout=60)
+    assert status.returncode == 0, status.stderr
+    assert "node 2 (worker, 1 CPU): killed, 0 processes" in status.stdout
+    assert not [
+        line for line in status.stdout.splitlines() if ": alive" in line and "node 2" in line
+    ]
+    script = REPO / "cluster" / "local_cluster.py"
+    piped = subprocess.run(
+        f"{sys.executable} {script} status --dir {local_cluster.dir} | head -1",
+        shell=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert piped.stdout.count("\n") == 1 and "BrokenPipe" not in piped.stderr, piped.stderr
+
+
+def test_cli_stop_from_another_process_leaves_nothing_but_what_it_did_not_start(
+    local_cluster,  # noqa: F811
+):
     started = local_cluster.processes()
     assert started
-    done = cluster_script("stop", local_cluster.dir, timeout=90)
-    assert done.returncode == 0, done.stderr
-    assert not [p.pid for p in started if _alive(p)]
-    marker = str(local_cluster.dir)
-    leftovers = [
-        p.pid
-        for p in psutil.process_iter(["cmdline"])
-        if any(marker in arg for arg in p.info["cmdline"] or ()) and p.pid != os.getpid()
-    ]
-    assert not leftovers
-    assert not (local_cluster.dir / "cluster.json").exists()
+    # A user reading a node's log names the cluster's folder; it is not the cluster's to stop.
+    reader = subprocess.Popen(["tail", "-f", str(local_cluster.dir / "node0.log")])
+    try:
+        done = cluster_script("stop", local_cluster.dir, timeout=90)
+        assert done.returncode == 0, done.stderr
+        assert not [p.pid for p in started if _alive(p)]
+        assert reader.poll() is None, "stop signalled a process the cluster never started"
+        marker = str(local_cluster.dir)
+        leftovers = [
+            p.pid
+            for p in psutil.process_iter(["cmdline"])
+            if any(marker in arg for arg in p.info["cmdline"] or ())
+            and p.pid not in (os.getpid(), reader.pid)
+        ]
+        assert not leftovers
+        assert not (local_cluster.dir / "cluster.json").exists()
+        again = cluster_script("stop", local_cluster.dir, timeout=60)
+        assert again.returncode == 0 and "already stopped" in again.stdout, again.stderr
+    finally:
+        reader.kill()
+        reader.wait()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -17,7 +18,14 @@ import psutil
 import pyarrow.parquet as pq
 import pytest
 from conftest_cluster import local_cluster  # noqa: F401
-from test_resume import SLOW_CODE, cli, env, write_study
+from test_resume import (
+    SLOW_CODE,
+    cli,
+    env,
+    reported_epochs,
+    resume_and_check,
+    write_study,
+)
 
 pytestmark = pytest.mark.cluster
 
@@ -76,6 +84,13 @@ def test_submitted_study_succeeds_with_a_local_runs_schema(local_cluster, tmp_pa
     )
     outputs.append(ray_list.stdout + ray_list.stderr)
     assert job_id in ray_list.stdout
+    # The dashboard's job list says which study each job is.
+    assert "'tunepipe_study': 'slow'" in ray_list.stdout
+    assert f"'tunepipe_run_dir': '{runs}/slow'" in ray_list.stdout
+    # run.json names the folder the study was submitted from, not the head's temporary copy.
+    recorded = json.loads((runs / "slow" / "run.json").read_text())
+    assert recorded["study_dir"] == str(tmp_path) and recorded["job_working_dir"] != str(tmp_path)
+    assert "Uploading package" not in submitted.stderr + submitted.stdout
     cluster_table = pq.read_table(runs / "slow" / "results.parquet")
     assert cluster_table.num_rows == 4
     local = subprocess.run(
@@ -99,22 +114,20 @@ def test_wrong_token_and_dead_address_exit_2(local_cluster, tmp_path):  # noqa: 
     from tunepipe.engine.auth import ensure_token
 
     wrong = ensure_token(tmp_path / "wrong")
-    refused = subprocess.run(
-        cli("jobs", "list", "--address", local_cluster.dashboard_url, "--token-file", str(wrong)),
-        env=env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+
+    def jobs_list(address: str) -> subprocess.CompletedProcess:
+        full = cli("jobs", "list", "--address", address, "--token-file", str(wrong))
+        return subprocess.run(full, env=env(), capture_output=True, text=True, timeout=60)
+
+    refused = jobs_list(local_cluster.dashboard_url)
     assert refused.returncode == 2, refused.stderr
     assert "error:" in refused.stderr and wrong.read_text() not in refused.stderr
-    dead = subprocess.run(
-        cli("jobs", "list", "--address", "http://127.0.0.1:9", "--token-file", str(wrong)),
-        env=env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    said = " ".join(refused.stderr.split())
+    assert "refused the token" in said and "--token-file" in said
+    assert "get-auth-token" not in said and "RAY_AUTH_MODE" not in said  # Ray's advice, not ours
+    gcs = jobs_list(local_cluster.address)  # the GCS address local_cluster.py prints first
+    assert gcs.returncode == 2 and "not a dashboard address" in " ".join(gcs.stderr.split())
+    dead = jobs_list("http://127.0.0.1:9")
     assert dead.returncode == 2 and "Cannot reach" in dead.stderr
 
 
@@ -166,4 +179,32 @@ def test_study_survives_a_lost_worker_node(local_cluster, tmp_path):  # noqa: F8
                 assert r["epoch"] in (last_before, last_before + 1), (trial, epochs)
     assert retried, "no trial ran on the killed node"
     print("retried (last epoch before, first epoch after):", retried)
-    assert pq.read_table(run / "results.parquet").num_rows == 4
+    results = pq.read_table(run / "results.parquet").to_pylist()
+    assert [r["stop_reason"] for r in results] == ["completed"] * 4
+    # A retried trial that then finished is `completed` in the progress line too, not `error`.
+    assert sorted(re.findall(r"\] trial \S+ (\w+);", err)) == ["completed"] * 4, err[-3000:]
+
+
+def test_jobs_stop_then_resume_keeps_every_epoch_once(local_cluster, tmp_path):  # noqa: F811
+    SEEN["dir"] = str(local_cluster.dir)
+    shutil.copytree(SLOW_CODE, tmp_path / "code")
+    study = write_study(tmp_path, trials=4, epochs=6, delay=0.05, code_dir="code")
+    runs = tmp_path / "cluster-runs"
+    submitted = tp(local_cluster, "submit", str(study), "--storage", str(runs))
+    assert submitted.returncode == 0, submitted.stderr
+    job_id, run = submitted.stdout.strip(), runs / "slow"
+    deadline = time.monotonic() + 400
+    while time.monotonic() < deadline:
+        if run.is_dir() and sum(map(len, reported_epochs(run).values())) >= 6:
+            break
+        time.sleep(0.5)
+    else:
+        pytest.fail(tp(local_cluster, "jobs", "logs", job_id).stdout[-3000:])
+    assert tp(local_cluster, "jobs", "stop", job_id).returncode == 0
+    deadline, status = time.monotonic() + 120, ""
+    while time.monotonic() < deadline and status not in {"STOPPED", "SUCCEEDED", "FAILED"}:
+        time.sleep(1)
+        status = tp(local_cluster, "jobs", "status", job_id).stdout.strip()
+    assert status == "STOPPED"
+    # Resumed here, from the folder the study was submitted from (run.json), on embedded Ray.
+    resume_and_check(run, epochs=6, trials=4)

@@ -215,3 +215,72 @@ def test_numbers_in_exponent_form_are_numbers_not_strings(tmp_path):
     assert study.search_space["dropout"].values == [0, 0.1, 0.25]
     assert study.search_space["weight_decay"] == 1e-4
     assert study.name == "1e-3"
+
+
+# ---------------------------------------------------------------- the JSON Schema agrees
+
+
+SCHEMA_REFUSES = {  # each refused by validate too (field path named)
+    "loguniform-low-0": ({"lr": {"type": "loguniform", "low": 0, "high": 0.1}}, "search_space.lr"),
+    "dropout-range-to-1.5": (
+        {"dropout": {"type": "uniform", "low": 0.0, "high": 1.5}},
+        "search_space.dropout",
+    ),
+    "dropout-choice-1": (
+        {"dropout": {"type": "choice", "values": [0.1, 1.0]}},
+        "search_space.dropout",
+    ),
+    "momentum-constant-1": ({"momentum": 1.0}, "search_space.momentum"),
+    "width-0": (
+        {"hidden_width": {"type": "choice", "values": [0, 8]}},
+        "search_space.hidden_width",
+    ),
+}
+
+
+MINIMAL = {
+    "name": "m",
+    "data": {"source": "digits", "label": "label"},
+    "model": {"kind": "mlp"},
+}
+
+
+def _schema_validator():
+    jsonschema = pytest.importorskip("jsonschema")
+    from tunepipe.config.schema import study_json_schema
+
+    schema = study_json_schema()
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(schema)
+
+
+@pytest.mark.parametrize("space", SCHEMA_REFUSES.values(), ids=SCHEMA_REFUSES.keys())
+def test_the_json_schema_refuses_what_validate_refuses(space):
+    validator = _schema_validator()
+    raw = {**MINIMAL, "search_space": space[0]}
+    assert list(validator.iter_errors(raw)), "the schema let it through"
+    with pytest.raises(StudyFileError, match=space[1].replace(".", r"\.")):
+        parse_study(raw)
+
+
+def test_the_json_schema_and_validate_accept_the_same_edges():
+    validator = _schema_validator()
+    good = {
+        "$schema": "./tunepipe-study.schema.json",  # editors find the schema through it
+        **MINIMAL,
+        "search_space": {
+            "dropout": {"type": "uniform", "low": 0.0, "high": 0.9},
+            "lr": {"type": "loguniform", "low": 1e-5, "high": 1.0},
+            "hidden_width": {"type": "choice", "values": [8, 64]},
+        },
+    }
+    assert [e.message for e in validator.iter_errors(good)] == []
+    assert parse_study(good).schema_ref == "./tunepipe-study.schema.json"
+    # A custom model's own arguments are its business: neither refuses a "dropout" of 1.5.
+    custom = {
+        **good,
+        "model": {"factory": "nets:make"},  # custom, kind left out
+        "search_space": {"dropout": {"type": "uniform", "low": 0.0, "high": 1.5}},
+    }
+    assert [e.message for e in validator.iter_errors(custom)] == []
+    assert parse_study(custom).search_space["dropout"].high == 1.5

@@ -13,7 +13,12 @@ import pytest
 from ray.tune.schedulers import AsyncHyperBandScheduler, PopulationBasedTraining
 from ray.tune.schedulers.async_hyperband import _Bracket
 
-from tunepipe.engine.ray_private import restored_scheduler, restored_stop, tune_default_env_vars
+from tunepipe.engine.ray_private import (
+    restored_callbacks,
+    restored_scheduler,
+    restored_stop,
+    tune_default_env_vars,
+)
 from tunepipe_schedulers.cutoffs import SortedRung
 from tunepipe_schedulers.judge import PlaybookJudge
 from tunepipe_schedulers.ray_asha import PlaybookASHA
@@ -45,14 +50,19 @@ def test_restored_scheduler_reads_the_scheduler_tune_runs_with(tmp_path) -> None
     tuner = tune.Tuner(
         lambda config: None,
         tune_config=tune.TuneConfig(scheduler=scheduler),
-        run_config=tune.RunConfig(storage_path=str(tmp_path), name="x", stop=stop),
+        run_config=tune.RunConfig(
+            storage_path=str(tmp_path), name="x", stop=stop, callbacks=[callback := tune.Callback()]
+        ),
     )
     assert restored_scheduler(tuner) is scheduler
+    assert restored_callbacks(tuner) == [callback]  # the progress view is reconnected there
     assert restored_stop(tuner) is stop  # a budget or target lives here (issue 16)
     with pytest.raises(RuntimeError, match="restored_scheduler needs updating"):
         restored_scheduler(object())
     with pytest.raises(RuntimeError, match="restored_stop needs updating"):
         restored_stop(object())
+    with pytest.raises(RuntimeError, match="restored_callbacks needs updating"):
+        restored_callbacks(object())
 
 
 def test_asha_private_state_playbook_asha_reads_and_writes() -> None:

@@ -78,9 +78,9 @@ def validate(study: StudyArg, set_: SetOpt = None) -> None:
 @app.command()
 def schema() -> None:
     """Print the JSON Schema of study files (for editors)."""
-    from tunepipe.config import StudyConfig
+    from tunepipe.config.schema import study_json_schema
 
-    typer.echo(json.dumps(StudyConfig.model_json_schema(), indent=2))
+    typer.echo(json.dumps(study_json_schema(), indent=2))
 
 
 SharedStorage = Annotated[
@@ -187,6 +187,8 @@ def _print_outcome(outcome) -> None:
 
     s = outcome.summary
     console = Console()
+    if outcome.note:
+        console.print(outcome.note, soft_wrap=True)
     extra = f", val_acc = {s['best_val_acc']:.4f}" if "best_val_acc" in s else ""
     if s["best_trial_id"] is None:  # a time budget that ran out before any trial reported
         console.print(f"no trial has reported {s['metric']} yet")

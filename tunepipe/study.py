@@ -214,7 +214,7 @@ def _known_keys(loc: tuple) -> set[str]:
         if inner:
             candidates = inner
         # otherwise `part` is a dict key or list index: the models stay the same
-    return set().union(*(set(m.model_fields) for m in candidates))
+    return set().union(*({f.alias or n for n, f in m.model_fields.items()} for m in candidates))
 
 
 def known_keys(loc: tuple[str, ...]) -> set[str] | None:

@@ -105,6 +105,7 @@ class PlaybookASHA(AsyncHyperBandScheduler):
     def on_trial_result(self, tune_controller: Any, trial: Trial, result: dict) -> str:
         """Rules first (a rule stop wins), then Ray's ASHA; a plateau decay pauses the trial."""
         self._resume_first.discard(trial.trial_id)
+        self._forget_retried_error(trial.trial_id)
         epoch = result.get(self._time_attr)
         if epoch is None:
             return super().on_trial_result(tune_controller, trial, result)
@@ -143,6 +144,13 @@ class PlaybookASHA(AsyncHyperBandScheduler):
         self, trial: Trial, reason: StopReason, detail: str, best_epoch: int | None
     ) -> None:
         self.decisions.setdefault(trial.trial_id, StopRecord(reason, detail, best_epoch))
+
+    def _forget_retried_error(self, trial_id: str) -> None:
+        """Ray calls on_trial_error for a failure it will retry too (a lost node); a trial that
+        reports again was retried, and its end is decided afresh."""
+        record = self.decisions.get(trial_id)
+        if record is not None and record.reason == StopReason.ERROR:
+            del self.decisions[trial_id]
 
     def on_trial_error(self, tune_controller: Any, trial: Trial) -> None:
         """Record the error; Ray then removes the trial."""

@@ -25,6 +25,12 @@ from tunepipe.config.training import (
 class StudyConfig(Strict):
     """One study: what to train, what to search, how to decide. See docs/study-file.md."""
 
+    schema_ref: str | None = Field(
+        None,
+        alias="$schema",
+        exclude=True,
+        description="the JSON Schema editors check this file against (`tunepipe schema`)",
+    )
     version: Literal[1] = 1
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)
     seed: int = Field(0, ge=0)

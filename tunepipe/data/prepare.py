@@ -42,6 +42,7 @@ class PreparedData:
     target_mean: np.ndarray | None = None  # regression targets, standardised (P2)
     target_std: np.ndarray | None = None
     classes: list[int] = field(default_factory=list)
+    feature_names: list[str] = field(default_factory=list)  # in the model's input order
 
     def chance_loss(self) -> float:
         """The loss of a sane untrained model, the one reference every check and rule uses:
@@ -63,6 +64,7 @@ class PreparedData:
             "classes": self.classes,
             "feature_mean": self.feature_mean.tolist(),
             "feature_std": self.feature_std.tolist(),
+            "feature_names": list(self.feature_names),
         }
         if self.target_mean is not None:
             out["target_mean"] = self.target_mean.tolist()
@@ -85,7 +87,9 @@ def load_data(
             f"data: {len(x)} rows, fewer than one batch ({min_rows}); lower "
             "batch_size or give more data"
         )
-    return prepare_arrays(x, y, cfg, task, seed, min_rows=min_rows)
+    data = prepare_arrays(x, y, cfg, task, seed, min_rows=min_rows)
+    data.feature_names = feature_names  # saved with the model: predict matches columns by name
+    return data
 
 
 def prepare_arrays(
@@ -205,7 +209,10 @@ def _features(table: pa.Table, cfg: DataConfig) -> tuple[np.ndarray, list[str]]:
         x = flat.to_numpy(zero_copy_only=False).astype(np.float32).reshape(len(col), -1)
         _check_image_shape(x, cfg)
         return x, [cfg.image_column]
-    names = cfg.features or [n for n in table.column_names if n not in cfg.labels]
+    index = set(pandas_index_columns(table.schema))  # never a feature unless named as one
+    names = cfg.features or [
+        n for n in table.column_names if n not in cfg.labels and n not in index
+    ]
     for n in names:
         _check_numeric(table.schema.field(n).type, n)
     x = (
@@ -217,6 +224,16 @@ def _features(table: pa.Table, cfg: DataConfig) -> tuple[np.ndarray, list[str]]:
     )
     _check_image_shape(x, cfg)
     return x, names
+
+
+def pandas_index_columns(schema: pa.Schema) -> list[str]:
+    """The columns pandas wrote its DataFrame index into (`df.to_parquet()` keeps the index,
+    as `__index_level_0__` or under its own name); the pandas metadata names them."""
+    meta = schema.pandas_metadata or {}
+    stored = [c for c in meta.get("index_columns", []) if isinstance(c, str)]  # not RangeIndex
+    return [c for c in stored if c in schema.names] + [
+        n for n in schema.names if n.startswith("__index_level_") and n not in stored
+    ]
 
 
 def _check_image_shape(x: np.ndarray, cfg: DataConfig) -> None:

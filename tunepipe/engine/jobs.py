@@ -17,9 +17,18 @@ from pathlib import Path
 from typing import Any
 
 from tunepipe.engine.auth import auth_headers
+from tunepipe.engine.quiet import quiet_ray
 from tunepipe.errors import TunepipeError
 
 DEFAULT_ADDRESS = "http://127.0.0.1:8265"
+# Set in a submitted job's environment: the folder the study was submitted from, recorded in
+# run.json so that `resume` finds the study's code and data (the job's own working folder is a
+# temporary copy on the head that Ray deletes).
+SUBMITTED_FROM = "TUNEPIPE_SUBMITTED_FROM"
+TOKEN_REFUSED = (
+    "the cluster at {address} refused the token in {token}; pass the cluster's token file "
+    "with --token-file (a local cluster prints it at start) or TUNEPIPE_RAY_TOKEN_PATH"
+)
 
 
 class JobError(TunepipeError, RuntimeError):
@@ -35,7 +44,15 @@ def default_address() -> str:
     return DEFAULT_ADDRESS
 
 
-def _request(what: str, address: str, call: Any) -> Any:
+def _refused(e: BaseException) -> bool:
+    """A 401/403 or Ray's AuthenticationError: the cluster answered, and refused the token."""
+    from ray.exceptions import AuthenticationError
+
+    text = str(e)
+    return isinstance(e, AuthenticationError) or "401" in text or "403" in text
+
+
+def _request(what: str, address: str, call: Any, token_path: Any = "the token file") -> Any:
     """Run one client call; Ray's RuntimeErrors (404 unknown job, 401/403) become JobErrors."""
     from ray.exceptions import AuthenticationError
 
@@ -45,9 +62,10 @@ def _request(what: str, address: str, call: Any) -> Any:
         if isinstance(e, JobError):
             raise
         text = str(e)
-        if "401" in text or "403" in text or isinstance(e, AuthenticationError):
-            hint = "the cluster refused the token: pass the cluster's token file (--token-file)"
-        elif "404" in text or "does not exist" in text:
+        if _refused(e):  # Ray's advice (auth modes, ray get-auth-token) is beside the point
+            refused = TOKEN_REFUSED.format(address=address, token=token_path)
+            raise JobError(f"{what}: {refused}") from None
+        if "404" in text or "does not exist" in text:
             hint = "no such job on this cluster; `tunepipe jobs list` shows the known ones"
         else:
             hint = "check the address is the dashboard's http://HOST:PORT"
@@ -63,9 +81,18 @@ def _client(address: str, token_path: str | os.PathLike[str]) -> Any:
     from ray.exceptions import AuthenticationError
     from ray.job_submission import JobSubmissionClient
 
+    if not address.startswith(("http://", "https://")):
+        raise JobError(
+            f"{address} is not a dashboard address: the Jobs API needs the dashboard's "
+            "http://HOST:PORT (e.g. http://127.0.0.1:8265; `local_cluster.py start` prints it "
+            "as `dashboard:`), not the GCS address HOST:PORT that `ray start` prints first"
+        )
+    quiet_ray()  # Ray's INFO lines about uploading the working folder
     try:
         return JobSubmissionClient(address, headers=auth_headers(token_path))
     except (ConnectionError, RuntimeError, AuthenticationError) as e:
+        if _refused(e):
+            raise JobError(TOKEN_REFUSED.format(address=address, token=token_path)) from None
         raise JobError(
             f"Cannot reach the Ray Jobs API at {address}: {e}. Check the address is the "
             "dashboard's http://HOST:PORT and the token file is the cluster's."
@@ -80,7 +107,8 @@ def submit_entrypoint(
     runtime_env: dict[str, Any] | None = None,
     metadata: dict[str, str] | None = None,
 ) -> str:
-    """Submit a shell command as a Ray job; `working_dir` is uploaded and becomes its cwd."""
+    """Submit a shell command as a Ray job; `working_dir` is uploaded and becomes its cwd.
+    `metadata` is shown with the job in the Ray dashboard's job list."""
     env = dict(runtime_env or {})
     if working_dir is not None:
         env["working_dir"] = str(working_dir)
@@ -91,6 +119,7 @@ def submit_entrypoint(
         lambda: client.submit_job(
             entrypoint=entrypoint, runtime_env=env or None, metadata=metadata
         ),
+        token_path,
     )
 
 
@@ -123,19 +152,26 @@ def submit(
     cfg = load_study(study, sets)  # a broken study fails here, not minutes later on the cluster
     run_args = [*run_args, *(a for s in sets for a in ("--set", s))]
     runtime_env = job_runtime_env(folder, study.parent, cfg.code_dir)
+    runtime_env["env_vars"][SUBMITTED_FROM] = str(study.parent)
     entrypoint = " ".join(
         ["tunepipe", "run", shlex.quote(str(study.relative_to(folder)))]
         + [shlex.quote(a) for a in run_args]
     )
     from tunepipe.monitoring.jobs_view import job_metadata
 
+    storage = run_args[run_args.index("--storage") + 1] if "--storage" in run_args else None
+    metadata = {
+        "tunepipe_study": cfg.name,
+        "tunepipe_run_dir": f"{storage or cfg.storage}/{cfg.name}",
+        **job_metadata(cfg, list(run_args)),  # where `jobs status` finds the run folder
+    }
     return submit_entrypoint(
         entrypoint,
         address,
         token_path,
         working_dir=folder,
         runtime_env=runtime_env,
-        metadata=job_metadata(cfg, list(run_args)),  # where `jobs status` finds the run folder
+        metadata=metadata,
     )
 
 
@@ -170,13 +206,14 @@ def job_runtime_env(folder: Path, study_dir: Path, code_dir: str | None) -> dict
 def list_jobs(address: str, token_path: str | os.PathLike[str]) -> list[Any]:
     """Every job the cluster knows, as Ray's `JobDetails` (submission_id, status, entrypoint...)."""
     client = _client(address, token_path)
-    return _request("Listing jobs", address, client.list_jobs)
+    return _request("Listing jobs", address, client.list_jobs, token_path)
 
 
 def job_status(job_id: str, address: str, token_path: str | os.PathLike[str]) -> str:
     """The job's status name: PENDING, RUNNING, STOPPED, SUCCEEDED or FAILED."""
     client = _client(address, token_path)
-    return str(_request(f"Job {job_id}", address, lambda: client.get_job_status(job_id)).value)
+    status = _request(f"Job {job_id}", address, lambda: client.get_job_status(job_id), token_path)
+    return str(status.value)
 
 
 def job_info(job_id: str, address: str, token_path: str | os.PathLike[str]) -> Any:
@@ -188,7 +225,8 @@ def job_info(job_id: str, address: str, token_path: str | os.PathLike[str]) -> A
 def stop_job(job_id: str, address: str, token_path: str | os.PathLike[str]) -> bool:
     """Ask the cluster to stop the job; False if it had already finished."""
     client = _client(address, token_path)
-    return bool(_request(f"Stopping job {job_id}", address, lambda: client.stop_job(job_id)))
+    stop = lambda: client.stop_job(job_id)  # noqa: E731
+    return bool(_request(f"Stopping job {job_id}", address, stop, token_path))
 
 
 def job_logs(

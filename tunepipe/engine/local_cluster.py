@@ -6,10 +6,12 @@ Each node is its own `ray start --block` process with its own CPUs, temp folder 
 separate process per node is what a cluster really looks like, so killing a node here is what a
 lost machine looks like to Ray.
 
-Ray's processes leave the process group they were started in, and a node's processes may outlive
-the `ray start` that spawned them. A node's processes are therefore found three ways, and the
-union is stopped: the process tree under its `ray start`, every process in its session (each node
-is started with `setsid`), and every process whose command line names the node's own temp folder.
+Ray's processes leave the process group they were started in (setpgrp), and a node's processes may
+outlive the `ray start` that spawned them. They keep its session, though: each node is started
+with `setsid`, so its session id is the pid of a `ray start` this class started. A node's
+processes are therefore found two ways, and the union is signalled: the process tree under its
+`ray start`, and every process in its session started after it. Nothing is found by name: a
+`less` on a node's log names the node's folder, and is not the cluster's to stop.
 
 State (pids, ports, token path) is written to `cluster.json` in the cluster folder, so that
 `LocalCluster.attach(folder).stop()` from another process stops a cluster started elsewhere.
@@ -292,16 +294,15 @@ class LocalCluster:
             found[root.pid] = root
             with contextlib.suppress(psutil.Error):
                 found.update((c.pid, c) for c in root.children(recursive=True))
-        # Both markers are unique to this node: its sid is the pid of a `ray start` we started
-        # (checked by create_time above when alive), and its temp folder is inside our folder.
-        marker = node.temp_dir + "/"
+        # The session id is the pid of the `ray start` we started; a process in that session
+        # that is older than it belongs to an earlier owner of that pid, not to this node.
         mine = {os.getpid(), *(p.pid for p in psutil.Process().parents())}
-        for p in psutil.process_iter(["cmdline"]):
+        for p in psutil.process_iter(["create_time"]):
             if p.pid in found or p.pid in mine:
                 continue
-            with contextlib.suppress(psutil.Error):
-                in_session = root is not None and os.getsid(p.pid) == node.pid
-                if in_session or any(marker in arg for arg in p.info["cmdline"] or ()):
+            with contextlib.suppress(psutil.Error, OSError):
+                started = p.info["create_time"] or 0
+                if os.getsid(p.pid) == node.pid and started >= node.create_time - 0.01:
                     found[p.pid] = p
         return [p for p in found.values() if _is_running(p)]
 

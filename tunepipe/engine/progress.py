@@ -29,11 +29,12 @@ class ProgressView(Callback):
         console: Console | None = None,
     ) -> None:
         self.metric, self.mode, self.total = metric, mode, total
-        self.reasons = reasons  # callable(trial_id) -> reason, from the engine
+        self.reasons = reasons  # callable(trial) -> its stop reason, the one results.parquet holds
         self.console = console or Console(stderr=True)
         self.best: float | None = None
         self.best_trial: str | None = None
         self.done: Counter[str] = Counter()
+        self.counted: set[str] = set()  # trials in `done`: each once, across a resume too
         self.running = 0
         self.start = time.monotonic()
         self._live: Live | None = None
@@ -42,11 +43,14 @@ class ProgressView(Callback):
     def __getstate__(self) -> dict:
         # Tune pickles the run config (tuner.pkl) for resume; a console and a live view are
         # process-local, and a restored run starts a fresh view.
-        return {k: v for k, v in self.__dict__.items() if k not in ("console", "_live", "reasons")}
+        # `done` is recounted from the restored trials (a snapshot's count is stale).
+        skip = ("console", "_live", "reasons", "done", "counted")
+        return {k: v for k, v in self.__dict__.items() if k not in skip}
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
         self.console, self._live, self.reasons = Console(stderr=True), None, None
+        self.done, self.counted, self.start = Counter(), set(), time.monotonic()
 
     def setup(self, **info: Any) -> None:
         if self.console.is_terminal:
@@ -70,14 +74,20 @@ class ProgressView(Callback):
             self.best, self.best_trial = float(value), trial.trial_id
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self.done[self._reason(trial)] += 1
+        self._count(trial)
         if not self.console.is_terminal:  # logs and CI: one line per finished trial
             self.console.print(self._line(trial))
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self.done["error"] += 1
+        self._count(trial)
         if not self.console.is_terminal:
-            self.console.print(f"trial {trial.trial_id} raised an error (see its folder)")
+            self.console.print(self._line(trial) + " (its traceback is in its folder)")
+
+    def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
+        # A resumed study: the trials that ended before count too, so the counter reaches N/N.
+        for t in trials:
+            if t.status in ("TERMINATED", "ERROR") and t.trial_id not in self.counted:
+                self._count(t)
 
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
         self.running = sum(1 for t in trials if t.status == "RUNNING")
@@ -91,8 +101,13 @@ class ProgressView(Callback):
             self._live.update(self._table(), refresh=True)
             self._live.stop()
 
+    def _count(self, trial: Any) -> None:
+        if trial.trial_id not in self.counted:
+            self.counted.add(trial.trial_id)
+            self.done[self._reason(trial)] += 1
+
     def _reason(self, trial: Any) -> str:
-        return self.reasons(trial.trial_id) if self.reasons else "completed"
+        return self.reasons(trial) if self.reasons else "completed"
 
     def _line(self, trial: Any) -> str:
         best = f"{self.best:.4g}" if self.best is not None else "—"
@@ -139,3 +154,20 @@ class RuleNotice(Callback):
         for rule, status in self.judge.rule_status(result, result.get("config", {})).items():
             if status != "on":
                 self.console.print(f"note: playbook rule {rule} is {status}")
+
+
+def live_reason(scheduler: Any, trial: Any) -> str:
+    """The reason the progress line prints: decided as results.parquet's (one truth)."""
+    from tunepipe.engine.results import decide_reason
+    from tunepipe.engine.schedule import decision_dict
+
+    reported = (trial.last_result or {}).get("stop_reason")
+    decision = decision_dict(scheduler.decisions.get(trial.trial_id))
+    return decide_reason(reported, trial.status == "ERROR", decision)
+
+
+def reconnect_progress(callbacks: list | None, scheduler: Any) -> None:
+    """A progress view restored from tuner.pkl asks the restored scheduler, as a new one does."""
+    for cb in callbacks or []:
+        if isinstance(cb, ProgressView):
+            cb.reasons = lambda trial: live_reason(scheduler, trial)

@@ -65,3 +65,15 @@ def restored_stop(tuner: Any) -> Any:
             "This Ray version keeps a restored Tuner's run config elsewhere "
             f"({exc}); tunepipe.engine.ray_private.restored_stop needs updating."
         ) from exc
+
+
+def restored_callbacks(tuner: Any) -> list:
+    """The callbacks (`RunConfig.callbacks`) a `Tuner.restore`d tuner will run with: they come
+    back from tuner.pkl too, and the progress view must ask the restored scheduler."""
+    try:
+        return list(tuner._local_tuner._run_config.callbacks or [])
+    except AttributeError as exc:
+        raise RuntimeError(
+            "This Ray version keeps a restored Tuner's run config elsewhere "
+            f"({exc}); tunepipe.engine.ray_private.restored_callbacks needs updating."
+        ) from exc

@@ -12,6 +12,7 @@ import numpy as np
 import pyarrow as pa
 
 from tunepipe.config import StudyConfig
+from tunepipe.engine.lineage import merge_logs
 from tunepipe_schedulers.reasons import STOP_REASONS
 
 SKIP_COLUMNS = {
@@ -64,10 +65,9 @@ def trial_records(grid: Any, study: StudyConfig, decisions: dict[str, dict]) -> 
         reported = next(
             (r["stop_reason"] for r in rows[::-1] if isinstance(r.get("stop_reason"), str)), None
         )
-        epochs = len(history.get("epoch", history.get("training_iteration", [])))
-        reason = decide_reason(
-            reported, result.error, epochs, study.scheduler.max_epochs, decisions.get(trial_id)
-        )
+        steps = history.get("epoch", history.get("training_iteration", []))
+        ended = len(steps) >= study.scheduler.max_epochs
+        reason = decide_reason(reported, result.error, decisions.get(trial_id), ended)
         best = _best_checkpoint(result, study)
         records.append(
             TrialRecord(
@@ -82,18 +82,40 @@ def trial_records(grid: Any, study: StudyConfig, decisions: dict[str, dict]) -> 
 
 
 def decide_reason(
-    reported: str | None, error: Any, epochs: int, max_epochs: int, decision: dict | None
+    reported: str | None, error: Any, decision: dict | None, ran_to_end: bool = False
 ) -> str:
-    """The trial's stop reason: its own word first, then errors, the budget, the scheduler."""
+    """The trial's one stop reason, for every output (the progress line included).
+
+    The trial's own word (a trainable that saw its loss diverge) first, then the scheduler's
+    decision (a rule stop is the reason even on the last epoch, where the budget also ran out),
+    then an error Ray recorded, else the trainable ran to its end: completed. Two decisions can
+    go stale when a later session runs the trial on: an error Ray retried, and a trial a study's
+    time budget left unfinished that a resume then trained to its end.
+    """
     if reported in STOP_REASONS:
         return reported
-    if error:
-        return "error"
-    if epochs >= max_epochs:
-        return "completed"
-    if decision and decision.get("reason") in STOP_REASONS:
-        return decision["reason"]
-    return "completed"  # a trainable that returned by itself before the budget
+    said = (decision or {}).get("reason")
+    stale = (said == "error" and not error) or (said == "unfinished" and ran_to_end)
+    if said in STOP_REASONS and not stale:
+        return said
+    return "error" if error else "completed"
+
+
+def final_decisions(records: list[TrialRecord], decisions: dict[str, dict]) -> dict[str, dict]:
+    """decisions.json as written at the end: every trial, with the reason every output shows."""
+    out = {tid: dict(d) for tid, d in decisions.items()}
+    for r in records:
+        d = out.setdefault(r.trial_id, {})
+        if d.get("reason") != r.stop_reason:
+            d.update(reason=r.stop_reason, detail=_END_DETAIL.get(r.stop_reason, "said the trial"))
+            d.setdefault("best_epoch", None)
+    return out
+
+
+_END_DETAIL = {
+    "completed": "ran its epoch budget, or its trainable returned",
+    "error": "the trainable raised; its traceback is in the trial's folder",
+}
 
 
 def results_table(records: list[TrialRecord], study: StudyConfig) -> pa.Table:
@@ -103,12 +125,14 @@ def results_table(records: list[TrialRecord], study: StudyConfig) -> pa.Table:
     cols: dict[str, list] = {"trial_id": [r.trial_id for r in records]}
     for k in keys:
         cols[f"config.{k}"] = [r.config.get(k) for r in records]
-    at_best = {name: [] for name in (metric, "val_acc", "train_loss", "best_epoch")}
+    names = dict.fromkeys((metric, "val_loss", "val_acc", "val_rmse", "train_loss", "best_epoch"))
+    at_best: dict[str, list] = {name: [] for name in names}
     for r in records:
         i = r.best_index(metric, mode)
         for name in at_best:
-            at_best[name].append(_at(r, "epoch", i) if name == "best_epoch" else _at(r, name, i))
-    cols.update({k: v for k, v in at_best.items() if any(x is not None for x in v) or k == metric})
+            at_best[name].append(_epoch_at(r, i) if name == "best_epoch" else _at(r, name, i))
+    keep = (metric, "best_epoch")  # documented columns, even when empty
+    cols.update({k: v for k, v in at_best.items() if any(x is not None for x in v) or k in keep})
     cols["epochs"] = [
         len(r.history.get("epoch", r.history.get("training_iteration", []))) for r in records
     ]
@@ -154,6 +178,7 @@ def summary(records: list[TrialRecord], study: StudyConfig, wall_seconds: float)
         "n_trials": len(records),
         "stop_reasons": dict(Counter(r.stop_reason for r in records)),
         "wall_seconds": round(wall_seconds, 2),
+        "tunepipe_version": _version(),
     }
     if scored:
         value, best = (min if mode == "min" else max)(scored, key=lambda t: t[0])
@@ -165,28 +190,37 @@ def summary(records: list[TrialRecord], study: StudyConfig, wall_seconds: float)
             }
         )
         i = best.best_index(metric, mode)
-        out["best_epoch"] = _at(best, "epoch", i)
-        if "val_loss" in best.history:
-            out["best_val_loss"] = _at(best, "val_loss", i)
-        if "val_acc" in best.history:
-            out["best_val_acc"] = _at(best, "val_acc", i)
+        out["best_epoch"] = _epoch_at(best, i)
+        for name in ("val_loss", "val_acc", "val_rmse"):
+            if name in best.history:
+                out[f"best_{name}"] = _at(best, name, i)
     else:
         out.update({"best_trial_id": None, "best_config": None, f"best_{metric}": None})
     return out
 
 
 def _reported_rows(result: Any) -> list[dict[str, Any]]:
-    """Every report of a trial, one per epoch (the last wins), from the trial folder's logs.
+    """Every epoch of a trial's final line of training once, in order (tunepipe.engine.lineage).
 
     Neither of Ray's logs is whole by itself: `Result.metrics_dataframe` and result.json miss
     the report on which a trial was paused (an LR decay), and progress.csv keeps only the keys of
-    the first report (so it lacks `stop_reason`). The union of both files is complete.
+    the first report (so it lacks `stop_reason`). The union of both files is complete, but for
+    an epoch whose checkpoint was saved and whose report an interrupt lost: the trial's own
+    record in its newest checkpoint has that one.
     """
-    by_step: dict[Any, dict] = {}
-    for row in [*_read_log(result, "progress.csv"), *_read_log(result, "result.json")]:
-        step = row.get("epoch", row.get("training_iteration"))
-        by_step.setdefault(step, {}).update({k: v for k, v in row.items() if v is not None})
-    return [by_step[k] for k in sorted(by_step, key=lambda k: (k is None, k or 0))]
+    logs = [_read_log(result, "progress.csv"), _read_log(result, "result.json")]
+    return merge_logs(logs, _own_record(result))
+
+
+def _own_record(result: Any) -> list[dict[str, Any]]:
+    """The per-epoch record tunepipe's trainable keeps in its newest checkpoint ([] if none)."""
+    from tunepipe.train.checkpoint import META_FILE, RECORD_KEY, newest_in
+
+    newest = newest_in(result.path, result.filesystem)
+    if newest is None:
+        return []
+    with result.filesystem.open_input_stream(f"{newest}/{META_FILE}") as f:
+        return list(json.loads(f.read()).get(RECORD_KEY, []))
 
 
 def _read_log(result: Any, name: str) -> list[dict[str, Any]]:
@@ -251,6 +285,21 @@ def _at(r: TrialRecord, name: str, i: int | None) -> Any:
         return None
     v = values[i]
     return int(v) if name == "epoch" else v
+
+
+def _epoch_at(r: TrialRecord, i: int | None) -> int | None:
+    """The epoch of report i: the trainable's `epoch`, else Ray's training_iteration (own
+    trainables report once per iteration)."""
+    value = _at(r, "epoch", i)
+    if value is None:
+        value = _at(r, "training_iteration", i)
+    return int(value) if value is not None else None
+
+
+def _version() -> str:
+    from tunepipe import __version__
+
+    return __version__
 
 
 def _finite(v: Any) -> bool:

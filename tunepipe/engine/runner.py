@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -36,6 +37,7 @@ TUNER_STATE = "tuner.pkl"  # Ray Tune's record of how the Tuner was built; resto
 class RunOutcome:
     run_dir: str
     summary: dict[str, Any]
+    note: str | None = None  # said before the summary (a resume that found nothing to do)
 
 
 # Where the study came from (so resume finds relative data and code) and the versions it ran with.
@@ -81,6 +83,8 @@ def run_study(
             f"note: selecting on {study.metric}; the playbook's rules read losses (P3)",
             file=sys.stderr,
         )
+    from tunepipe.engine.sessions import run_record
+
     check_trackers(study)  # a missing package or W&B account stops here, not after sanity
     clock = PhaseClock(started)
     with clock.phase("data"):
@@ -96,10 +100,8 @@ def run_study(
         _check_resources(study)  # a GPU study never runs silently on CPUs
     # Written before the search, not after: a study killed midway must be resumable.
     loc.write_text(STUDY_FILE, yaml.safe_dump(study.model_dump(mode="json"), sort_keys=False))
-    loc.write_json(RUN_FILE, {"study_dir": str(study_dir), "versions": versions()})
-    with clock.phase("search"):
-        grid, scheduler, limits = _fit(study, data, loc, progress)
-    return _write_outputs(study, data, loc, grid, scheduler, clock, started_ray, limits)
+    loc.write_json(RUN_FILE, {**run_record(study_dir), "versions": versions()})
+    return _search(study, data, loc, progress, clock, started_ray, "run")
 
 
 def resume_study(
@@ -137,15 +139,17 @@ def resume_study(
             "nothing to resume; correct the study file and start it with `tunepipe run STUDY` "
             "(it takes this folder over)"
         )
+    from tunepipe.engine.sessions import finished_note, recorded_study_dir
+
+    note = finished_note(loc)
+    if note is not None:  # a finished study: nothing to resume, nothing changed
+        return RunOutcome(loc.display, loc.read_json("summary.json"), note=note)
     study = parse_study(
         yaml.safe_load(loc.read_text(STUDY_FILE)), source=f"{loc.display}/{STUDY_FILE}"
     )
     # The folder may have been moved since: it, not the storage recorded inside, is the truth.
     study = study.model_copy(update={"storage": loc.storage, "name": loc.name})
-    if study_dir is None:
-        recorded = loc.read_json(RUN_FILE).get("study_dir") if loc.exists(RUN_FILE) else None
-        study_dir = Path(recorded) if recorded and Path(recorded).is_dir() else Path.cwd()
-    study_dir = study_dir.resolve()
+    study_dir = (study_dir or recorded_study_dir(loc, RUN_FILE)).resolve()
     clock = PhaseClock(started)
     with clock.phase("data"):
         data = _load_data(study, study_dir)
@@ -155,11 +159,34 @@ def resume_study(
         _check_resources(study)
     # No tuner.pkl: the driver died before Tune began, so there is nothing to keep.
     restore = loc.exists(TUNER_STATE)
-    with clock.phase("search"):
-        grid, scheduler, limits = _fit(
-            study, data, loc, progress, restore=restore, budget=time_budget
-        )
-    return _write_outputs(study, data, loc, grid, scheduler, clock, started_ray, limits)
+    return _search(
+        study, data, loc, progress, clock, started_ray, "resume", restore, budget=time_budget
+    )
+
+
+def _search(
+    study: StudyConfig,
+    data: Any,
+    loc: RunLocation,
+    progress: bool,
+    clock: PhaseClock,
+    started_ray: tuple[bool, str],
+    kind: str,
+    restore: bool = False,
+    budget: float | None = None,
+) -> RunOutcome:
+    """Search, then write the outputs; each session's time is recorded (wall_seconds sums them)."""
+    from tunepipe.engine.sessions import record_session
+
+    try:
+        with clock.phase("search"):
+            grid, scheduler, limits = _fit(
+                study, data, loc, progress, restore=restore, budget=budget
+            )
+    except Interrupted as exc:
+        record_session(loc, kind, clock.elapsed(), signal.Signals(exc.signum).name)
+        raise
+    return _write_outputs(study, data, loc, grid, scheduler, clock, started_ray, limits, kind)
 
 
 def _start_ray(
@@ -261,9 +288,13 @@ def _fit(
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     from ray import tune
 
-    from tunepipe.engine.ray_private import restored_scheduler, restored_stop
+    from tunepipe.engine.progress import reconnect_progress
+    from tunepipe.engine.quiet import quiet_ray
+    from tunepipe.engine.ray_private import restored_callbacks, restored_scheduler, restored_stop
     from tunepipe.engine.schedule import build_scheduler
     from tunepipe.engine.session import trial_actors_on_prestarted_workers
+
+    quiet_ray()  # Ray's resume hint and per-trial metric warnings are not the user's business
 
     trainable = _trainable(study, data)
     if restore:
@@ -276,6 +307,7 @@ def _fit(
         )
         # The scheduler (and the progress view reading it) come back from Tune's tuner.pkl.
         scheduler = restored_scheduler(tuner)
+        reconnect_progress(restored_callbacks(tuner), scheduler)
         limits = restored_stop(tuner)  # budget/target (or None)
         if limits is not None and budget is not None:
             limits.time_budget = budget or None
@@ -331,7 +363,7 @@ def _new_tuner(
 ) -> Any:
     from ray import tune
 
-    from tunepipe.engine.progress import ProgressView, RuleNotice
+    from tunepipe.engine.progress import ProgressView, RuleNotice, live_reason
     from tunepipe.engine.schedule import DecisionLog
     from tunepipe.engine.space import to_tune_space
     from tunepipe.engine.trackers import TrialOutcome, tracker_callbacks
@@ -352,7 +384,7 @@ def _new_tuner(
                 study.metric,
                 study.mode,
                 trial_count(study),
-                reasons=lambda tid: _live_reason(scheduler, tid),
+                reasons=lambda trial: live_reason(scheduler, trial),
             )
         )
     return tune.Tuner(
@@ -441,19 +473,28 @@ def _write_outputs(
     clock: PhaseClock,
     started_ray: tuple[bool, str],
     limits: Any = None,
+    kind: str = "run",
 ) -> RunOutcome:
     from tunepipe.engine import results as res
-    from tunepipe.engine.schedule import decision_dict, nothing_learned, read_decisions
+    from tunepipe.engine.schedule import (
+        DECISIONS_FILE,
+        decision_dict,
+        nothing_learned,
+        read_decisions,
+    )
+    from tunepipe.engine.sessions import read_sessions, record_session
 
     with clock.phase("outputs"):
         decisions = read_decisions(loc)  # those made before a resume survive in the run folder
         decisions.update({tid: decision_dict(rec) for tid, rec in scheduler.decisions.items()})
-        if limits is not None:  # trials a time budget left unfinished (never logged as decided)
+        if limits is not None:  # trials a time budget left unfinished (resumable)
             decisions.update(limits.extra_decisions())
         records = res.trial_records(grid, study, decisions)
+        loc.write_json(DECISIONS_FILE, res.final_decisions(records, decisions))
         loc.write_parquet("results.parquet", res.results_table(records, study))
         loc.write_parquet("history.parquet", res.history_table(records))
-        summary = res.summary(records, study, clock.elapsed())
+        before = sum(float(s["seconds"]) for s in read_sessions(loc))  # earlier sessions
+        summary = res.summary(records, study, before + clock.elapsed())
         if limits is not None and limits.ended_by():
             summary["ended_by"] = limits.ended_by()
         if data is not None:
@@ -474,8 +515,9 @@ def _write_outputs(
     loc.write_json("summary.json", summary)  # the report reads it
     with clock.phase("report"):  # drawn while Ray shuts down: neither waits for the other
         apart = finish_overlapped(loc.path if loc.is_local else None, started_ray[0])
+    total = record_session(loc, kind, clock.elapsed(), "finished")  # every session's wall
     summary.update(
-        wall_seconds=round(clock.elapsed(), 2),
+        wall_seconds=round(total, 2),
         phases=clock.rounded(),
         phases_overlapped={**clock.beside, **apart},
         ray=started_ray[1],

@@ -11,6 +11,7 @@ import torch
 
 STATE_FILE = "state.pt"
 META_FILE = "meta.json"
+RECORD_KEY = "record"  # in meta.json: every epoch's metrics up to the checkpoint's, in order
 CHECKPOINT_DIR = re.compile(r"^checkpoint_(\d+)$")
 
 
@@ -42,7 +43,8 @@ def save(
 def load(directory: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """Return (state, meta) of a checkpoint folder."""
     directory = Path(directory)
-    state = torch.load(directory / STATE_FILE, map_location="cpu", weights_only=False)
+    # Tensors, numbers and plain containers only: loading a checkpoint never runs code.
+    state = torch.load(directory / STATE_FILE, map_location="cpu", weights_only=True)
     meta = json.loads((directory / META_FILE).read_text())
     return state, meta
 

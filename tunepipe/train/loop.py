@@ -143,12 +143,15 @@ def run_trial(
         "data_stats": data.stats(),
     }
 
-    start_epoch, decays, initial_config, restored = 0, 0, dict(config), {}
+    start_epoch, decays, initial_config, restored, record = 0, 0, dict(config), {}, []
     if restore_from is not None:
         start_epoch, restored = _restore(restore_from, model, optimizer, shuffle)
         if study.scheduler.kind != "pbt":  # a PBT exploit's new config is what the trial runs
             initial_config = restored.get("initial_config", initial_config)
             decays = restored.get("lr_decays", 0) + (hp.lr < restored.get("lr_base", hp.lr) * 0.999)
+        # The trial's own record of the epochs its weights went through (a PBT clone: the
+        # donor's), so an epoch whose report Ray lost is still known (results.trial_records).
+        record = [r for r in restored.get(ckpt.RECORD_KEY, []) if r.get("epoch", 0) <= start_epoch]
     # Results show the sampled values, not decayed ones; under PBT they show the config the
     # trial ran last (Ray's, after its exploits), so no initial_config is kept.
     if study.scheduler.kind != "pbt":
@@ -177,6 +180,7 @@ def run_trial(
                 )
             )
         metrics.update(probe.epoch_metrics())
+        record.append(dict(metrics))
         if not math.isfinite(metrics["val_loss"]):
             report({**metrics, "stop_reason": "diverged"}, None)
             return "diverged"
@@ -194,6 +198,7 @@ def run_trial(
                         "lr_decays": decays,
                         "checkpoint_policy": policy.state(epoch),
                         "metrics": metrics,
+                        ckpt.RECORD_KEY: record,
                     },
                 )
                 report(metrics, tmp)
