@@ -133,23 +133,23 @@ def resume_study(
             "study never started; give the run folder itself (<storage>/<study name>), or start "
             "the study with `tunepipe run STUDY`"
         )
+    from tunepipe.engine.sessions import finished_note, recorded_study_dir
+
+    note = finished_note(loc)
+    if note is not None:  # a finished study: nothing to resume, nothing changed
+        return RunOutcome(loc.display, loc.read_json("summary.json"), note=note)
+    study_dir = (study_dir or recorded_study_dir(loc, RUN_FILE)).resolve()
     if not has_trials(loc):  # resuming would repeat whatever stopped it
         raise RunDirError(
             f"{loc.display}: the study stopped before its first trial reported, so there is "
             "nothing to resume; correct the study file and start it with `tunepipe run STUDY` "
             "(it takes this folder over)"
         )
-    from tunepipe.engine.sessions import finished_note, recorded_study_dir
-
-    note = finished_note(loc)
-    if note is not None:  # a finished study: nothing to resume, nothing changed
-        return RunOutcome(loc.display, loc.read_json("summary.json"), note=note)
     study = parse_study(
         yaml.safe_load(loc.read_text(STUDY_FILE)), source=f"{loc.display}/{STUDY_FILE}"
     )
     # The folder may have been moved since: it, not the storage recorded inside, is the truth.
     study = study.model_copy(update={"storage": loc.storage, "name": loc.name})
-    study_dir = (study_dir or recorded_study_dir(loc, RUN_FILE)).resolve()
     clock = PhaseClock(started)
     with clock.phase("data"):
         data = _load_data(study, study_dir)
