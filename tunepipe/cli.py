@@ -12,6 +12,8 @@ from typing import Annotated
 
 import typer
 
+from tunepipe.datasets_cli import datasets_app
+
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
@@ -161,6 +163,7 @@ jobs_app = typer.Typer(
     no_args_is_help=True, help="Ray jobs on a cluster: list, status, logs, stop (Jobs API)."
 )
 app.add_typer(jobs_app, name="jobs")
+app.add_typer(datasets_app, name="datasets")
 
 DashboardOpt = Annotated[
     str | None,
