@@ -49,7 +49,7 @@ def chance_loss(data: PreparedData) -> float:
     if data.task == "binary":
         return math.log(2)
     y = data.train.y.reshape(len(data.train), -1).astype(np.float64)
-    return float(y.var(axis=0).mean())
+    return float(np.nanvar(y, axis=0).mean())  # NaN: a masked missing label
 
 
 def tensors(x: np.ndarray, y: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:

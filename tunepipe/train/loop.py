@@ -20,6 +20,7 @@ import torch
 
 from tunepipe.config import TRAIN_KEYS, StudyConfig
 from tunepipe.data import PreparedData, iterate_batches
+from tunepipe.data.augment import FlipPlan, random_hflip
 from tunepipe.models import build_model, model_spec, task_head
 from tunepipe.train import checkpoint as ckpt
 from tunepipe.train.diagnostics import Diagnostics
@@ -118,6 +119,7 @@ def run_trial(
     loss_fn = head.loss_fn()
     shuffle = torch.Generator().manual_seed(seed)  # D2: a fresh seeded order every epoch
     tensors = {k: (x.to(device), y.to(device)) for k, (x, y) in to_tensors(data).items()}
+    flip = data.flip.to(device) if data.flip is not None else None  # training batches only
     meta = {
         "model": spec,
         "input_shape": list(data.input_shape),
@@ -137,7 +139,9 @@ def run_trial(
     for epoch in range(start_epoch + 1, study.scheduler.max_epochs + 1):
         lr, momentum = schedule_at(study.train.lr_schedule, hp, epoch, study.scheduler.max_epochs)
         set_rates(optimizer, lr, momentum)  # after a restore too: a decay changed config["lr"]
-        train_loss = train_epoch(model, optimizer, loss_fn, *tensors["train"], hp, shuffle)
+        train_loss = train_epoch(
+            model, optimizer, loss_fn, *tensors["train"], hp, shuffle, flip=flip
+        )
         metrics = {"epoch": epoch, "train_loss": train_loss, "lr": lr, "lr_decays": decays}
         if not math.isfinite(train_loss):
             report({**metrics, "val_loss": float("nan"), "stop_reason": "diverged"}, None)
@@ -220,12 +224,16 @@ def train_epoch(
     y: torch.Tensor,
     hp: Hyper,
     shuffle: torch.Generator,
+    flip: FlipPlan | None = None,
 ) -> float:
-    """One pass over the shuffled training split; the mean batch loss (dropout on)."""
+    """One pass over the shuffled training split; the mean batch loss (dropout on). With `flip`,
+    a random share of each batch is mirrored as it is drawn (the data stays as it is)."""
     model.train()
     total, count = 0.0, 0
     drop_last = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
     for xb, yb in iterate_batches(x, y, hp.batch_size, shuffle, drop_last=drop_last):
+        if flip is not None:
+            xb, yb = random_hflip(xb, yb, flip, shuffle)
         optimizer.zero_grad(set_to_none=True)
         loss = loss_fn(model(xb), yb)
         if not torch.isfinite(loss):
@@ -256,14 +264,18 @@ def evaluate(
     regression = data.task == "regression"
     if regression:  # RMSE in the targets' own units: undo the standardisation per target (P2)
         std = torch.as_tensor(data.target_std if data.target_std is not None else 1.0).to(x.device)
+    present = 0
     for xb, yb in iterate_batches(x, y, batch_size):
         out = model(xb)
-        total += loss_fn(out, yb).item() * len(xb)
-        if regression:
-            sq_err += (((out - yb) * std) ** 2).mean(dim=-1).sum().item()
+        if regression:  # averaged over present labels (NaN: missing, masked)
+            seen = ~torch.isnan(yb)
+            total += loss_fn(out, yb).item() * int(seen.sum())
+            sq_err += (torch.where(seen, (out - torch.nan_to_num(yb)) * std, 0.0) ** 2).sum().item()
+            present += int(seen.sum())
         else:
+            total += loss_fn(out, yb).item() * len(xb)
             correct += head.correct(out, yb).item()
-    n = max(len(x), 1)
+    n = max(present if regression else len(x), 1)
     metrics = {f"{prefix}_loss": total / n}
     if regression:
         metrics[f"{prefix}_rmse"] = math.sqrt(sq_err / n)
