@@ -10,6 +10,7 @@ from tunepipe.config.common import IMPORT_PATH, Strict
 from tunepipe.config.data import DataConfig
 from tunepipe.config.domains import Domain
 from tunepipe.config.model import ModelConfig
+from tunepipe.config.specialists import SpecialistsConfig
 from tunepipe.config.training import (
     MetricNames,
     PlaybookConfig,
@@ -36,6 +37,12 @@ class StudyConfig(Strict):
         None, description="folder holding your own code (added to the import path)"
     )
     train: TrainConfig = Field(default_factory=TrainConfig)
+    init_from: str | None = Field(
+        None, description="a run folder whose best model starts every trial (matching layers)"
+    )
+    specialists: SpecialistsConfig | None = Field(
+        None, description="one model per group of labels, combined by load_model"
+    )
     search_space: dict[str, Domain] = Field(default_factory=dict)
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     stopping: StoppingConfig = Field(default_factory=StoppingConfig)

@@ -59,6 +59,10 @@ def run_study(
     }
     study = study.model_copy(update=updates)
     study_dir = (study_dir or Path.cwd()).resolve()
+    if study.specialists:  # one ordinary study per group, combined (tunepipe.specialists)
+        from tunepipe.specialists import run_specialists
+
+        return run_specialists(study, study_dir, address=address, progress=progress)
     loc = locate(study.storage, study.name)  # outputs go where the user runs tunepipe
     if loc.exists(STUDY_FILE):  # a folder holding only a failed sanity stage's files is reused
         raise RunDirError(
@@ -69,6 +73,7 @@ def run_study(
     t0 = time.monotonic()
     data = _load_data(study, study_dir)  # bad data stops here, before Ray starts
     paths = _user_paths(study, study_dir)  # before sanity: it builds the user's model too
+    study = _init_from(study, data, study_dir, loc, progress)  # another shape stops here too
     # Ray first: its workers boot and import torch (session.PRELOAD_MODULES) during the sanity
     # stage, so the first trials start at once.
     _start_ray(paths, address, num_cpus, loc, shared_storage)
@@ -156,6 +161,20 @@ def _sanity(study: StudyConfig, data: Any, loc: RunLocation, progress: bool) -> 
     if measured is not None and study.stopping.initial_loss is None:
         stopping = study.stopping.model_copy(update={"initial_loss": float(measured)})
         study = study.model_copy(update={"stopping": stopping})
+    return study
+
+
+def _init_from(
+    study: StudyConfig, data: Any, study_dir: Path, loc: RunLocation, progress: bool
+) -> StudyConfig:
+    from tunepipe.train.pretrained import resolve_init_from
+
+    study, transfer = resolve_init_from(study, data, study_dir)
+    if transfer is not None:
+        loc.write_json("init_from.json", {"run_dir": study.init_from, **transfer.to_json()})
+        if progress:
+            print(f"init_from {study.init_from}: loaded {', '.join(transfer.loaded)}")
+            print(f"  fresh: {', '.join(transfer.fresh) or 'none'}")
     return study
 
 

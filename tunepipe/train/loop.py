@@ -24,6 +24,7 @@ from tunepipe.data.augment import FlipPlan, random_hflip
 from tunepipe.models import build_model, model_spec, task_head
 from tunepipe.train import checkpoint as ckpt
 from tunepipe.train.diagnostics import Diagnostics
+from tunepipe.train.pretrained import load_pretrained
 
 # report(metrics, checkpoint_dir or None) -> None; raises to stop the trial if the caller wants.
 ReportFn = Callable[[dict[str, Any], "str | None"], None]
@@ -39,6 +40,7 @@ class Hyper:
     weight_decay: float
     batch_size: int
     grad_clip: float | None
+    nesterov: bool = False
 
     @classmethod
     def of(cls, study: StudyConfig, config: dict[str, Any]) -> Hyper:
@@ -51,6 +53,7 @@ class Hyper:
             weight_decay=float(base["weight_decay"]),
             batch_size=int(base["batch_size"]),
             grad_clip=float(base["grad_clip"]) if base["grad_clip"] else None,
+            nesterov=study.train.nesterov,
         )
 
 
@@ -69,7 +72,7 @@ def make_optimizer(model: torch.nn.Module, hp: Hyper) -> torch.optim.Optimizer:
     """
     params = list(model.parameters())
     if hp.optimizer == "sgd":
-        cls, kwargs = torch.optim.SGD, {"momentum": hp.momentum}
+        cls, kwargs = torch.optim.SGD, {"momentum": hp.momentum, "nesterov": hp.nesterov}
     else:
         cls, kwargs = torch.optim.Adam, {"betas": (hp.momentum, 0.999)}
     kwargs.update(lr=hp.lr, weight_decay=hp.weight_decay)
@@ -112,7 +115,10 @@ def run_trial(
     torch.manual_seed(seed)  # model init and dropout draw from torch's generator in this process
     spec = model_spec(study.model, config)
     device = trial_device(study)
-    model = build_model(spec, data.input_shape, data.output_dim).to(device)
+    model = build_model(spec, data.input_shape, data.output_dim)
+    if study.init_from:  # pre-training: matching layers from that run's best model
+        load_pretrained(model, study.init_from)
+    model = model.to(device)
     optimizer = make_optimizer(model, hp)
     probe = Diagnostics(model, optimizer, data.task)  # grad_norm, update_ratio (L1), top_prob (P4)
     head = task_head(data.task)
