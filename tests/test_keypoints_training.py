@@ -262,3 +262,27 @@ def test_compare_prints_the_playbooks_table_and_one_plot(tmp_path):
 def test_data_config_needs_images_to_flip():
     with pytest.raises(ValueError, match="augment.hflip flips images"):
         DataConfig(source="x", label="y", augment={"hflip": {"swap": []}})
+
+
+def test_predictions_come_back_in_pixels(tmp_path):
+    from tunepipe.predict import load_model
+
+    study = _study(
+        data={"source": "x.parquet", "image_shape": [1, 6, 6], "label": LABELS, "scale": "range"},
+        model={"kind": "mlp", "depth": 1, "hidden_width": 4},
+    )
+    data = _data(study)
+    model = build_model({"kind": "mlp", "args": {"depth": 1, "hidden_width": 4}}, (1, 6, 6), 4)
+    for p in model.parameters():  # outputs 0: the middle of [-1, 1] in every coordinate
+        nn.init.zeros_(p)
+    meta = {
+        "model": {"kind": "mlp", "args": {"depth": 1, "hidden_width": 4}},
+        "input_shape": [1, 6, 6],
+        "output_dim": 4,
+        "task": "regression",
+        "data_stats": data.stats(),
+    }
+    ckpt.save(tmp_path / "best_model", model=model, optimizer=None, epoch=1, rng=None, meta=meta)
+    pred = load_model(str(tmp_path)).predict(np.full((3, 36), 128.0))
+    y = data.train.y * data.target_std + data.target_mean  # the training labels, in pixels
+    np.testing.assert_allclose(pred, np.tile((y.min(0) + y.max(0)) / 2, (3, 1)), rtol=1e-5)
