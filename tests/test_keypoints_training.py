@@ -286,3 +286,23 @@ def test_predictions_come_back_in_pixels(tmp_path):
     pred = load_model(str(tmp_path)).predict(np.full((3, 36), 128.0))
     y = data.train.y * data.target_std + data.target_mean  # the training labels, in pixels
     np.testing.assert_allclose(pred, np.tile((y.min(0) + y.max(0)) / 2, (3, 1)), rtol=1e-5)
+
+
+def test_report_of_a_specialists_folder_lists_each_group_and_the_combined_rmse(tmp_path):
+    from tunepipe.report.compare import compare_report
+
+    root = tmp_path / "spec"
+    _fake_run(root / "eyes", "eyes", [0.02, 0.01], 2.0)
+    _fake_run(root / "nose", "nose", [0.03, 0.02, 0.025], 1.0)
+    groups = {
+        "eyes": {"val_rmse": 2.0, "val_values": 40, "best_epoch": 2},
+        "nose": {"val_rmse": 1.0, "val_values": 10, "best_epoch": 2},
+    }
+    record = {"labels": LABELS, "groups": groups, "combined_val_rmse": 1.843909}
+    (root / "specialists.json").write_text(json.dumps(record))
+    rows = [
+        [c.strip() for c in line.split("|")]
+        for line in compare_report([root], None, None).splitlines()
+    ]
+    assert [r[0] for r in rows[2:5]] == ["eyes", "nose", "spec (2 specialists)"]
+    assert rows[4][4] == "1.8439"

@@ -156,10 +156,10 @@ def report(
     """Write RUN_DIR/report.html (self-contained) and its PNGs; with --compare, a table."""
     from tunepipe.errors import RunDirError
 
-    if compare:
+    if compare or (len(run_dirs) == 1 and (run_dirs[0] / "specialists.json").is_file()):
         from tunepipe.report.compare import compare_report
 
-        typer.echo(compare_report(run_dirs, eval_file, plot))
+        typer.echo(compare_report(run_dirs, eval_file, plot))  # specialists: each, combined
         return
     if len(run_dirs) > 1:
         raise RunDirError("report: one run folder at a time, or several with --compare")

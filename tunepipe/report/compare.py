@@ -145,7 +145,11 @@ def compare_report(
     run_dirs: list[str | Path], eval_file: str | Path | None, plot: str | Path | None
 ) -> str:
     """The table as text, and the curves' PNG (default: beside the first run folder)."""
-    rows = compare_runs([str(d) for d in run_dirs], str(eval_file) if eval_file else None)
+    dirs = [str(d) for d in run_dirs]
+    if len(dirs) == 1 and _is_specialists(dirs[0]):  # each group, then the combination
+        groups = json.loads(Path(dirs[0], "specialists.json").read_text())["groups"]
+        dirs = [str(Path(dirs[0], name)) for name in groups] + dirs
+    rows = compare_runs(dirs, str(eval_file) if eval_file else None)
     path = Path(plot) if plot else Path(run_dirs[0]).parent / "compare_val_loss.png"
     plot_val_curves(rows, path)
     return f"{format_table(rows)}\n\nvalidation curves: {path}"
