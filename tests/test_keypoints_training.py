@@ -306,3 +306,27 @@ def test_report_of_a_specialists_folder_lists_each_group_and_the_combined_rmse(t
     ]
     assert [r[0] for r in rows[2:5]] == ["eyes", "nose", "spec (2 specialists)"]
     assert rows[4][4] == "1.8439"
+
+
+def test_init_from_refuses_a_run_trained_on_another_image_size(tmp_path):
+    from types import SimpleNamespace
+
+    from tunepipe.train.pretrained import resolve_init_from
+
+    cnn = {"kind": "cnn", "args": {"channels": [4]}}
+    _save_run(tmp_path / "small", build_model(cnn, (1, 8, 8), 30), (1, 8, 8), 30)
+    study = parse_study(
+        {
+            "name": "big",
+            "task": "regression",
+            "data": {"source": "x", "label": LABELS, "image_shape": [1, 16, 16]},
+            "model": {"kind": "cnn", "channels": [4]},
+            "init_from": str(tmp_path / "small"),
+        }
+    )
+    data = SimpleNamespace(input_shape=(1, 16, 16), output_dim=30)
+    with pytest.raises(RunDirError, match=r"shape \[1, 8, 8\], this study's are \[1, 16, 16\]"):
+        resolve_init_from(study, data, tmp_path)
+    same = SimpleNamespace(input_shape=(1, 8, 8), output_dim=30)
+    resolved, transfer = resolve_init_from(study, same, tmp_path)
+    assert transfer.fresh == [] and resolved.init_from == str(tmp_path / "small")

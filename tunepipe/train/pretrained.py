@@ -81,6 +81,23 @@ def resolve_init_from(study: Any, data: Any, study_dir: Path) -> tuple[Any, Tran
 
     path = Path(study.init_from).resolve()  # like storage: from where tunepipe runs
     del study_dir
+    _same_inputs(path, list(data.input_shape))
     model = build_model(model_spec(study.model, {}), data.input_shape, data.output_dim)
     transfer = load_pretrained(model, path)
     return study.model_copy(update={"init_from": str(path)}), transfer
+
+
+def _same_inputs(run_dir: Path, shape: list[int]) -> None:
+    """A model trained on other inputs (another image size) is refused, even where its
+    convolutions would fit: the case study pre-trains on the same images."""
+    meta_file = run_dir / "best_model" / "meta.json"
+    if not meta_file.is_file():
+        return  # read_best_state names the missing model
+    import json
+
+    theirs = json.loads(meta_file.read_text()).get("input_shape")
+    if theirs is not None and list(theirs) != shape:
+        raise RunDirError(
+            f"init_from: {run_dir} was trained on inputs of shape {theirs}, this study's are "
+            f"{shape}; pre-train on the same data.image_shape (first mismatch: the input shape)"
+        )
