@@ -132,7 +132,8 @@ def plot_val_curves(rows: list[CompareRow], path: str | Path) -> Path:
     ax = fig.add_subplot()
     for row in rows:
         if row.curve:
-            ax.plot(*row.curve, label=row.name, linewidth=1.2)
+            few = len(row.curve[0]) <= 30  # a run of one or two epochs is a point, not a line
+            ax.plot(*row.curve, label=row.name, linewidth=1.2, marker="o" if few else None, ms=3)
     ax.set_yscale("log")
     ax.set_ylabel("validation loss", fontsize=8)
     epoch_axis(ax)
