@@ -255,8 +255,8 @@ def test_compare_prints_the_playbooks_table_and_one_plot(tmp_path):
     assert cells[2] == ["kp-net1", "4", "0.001650", "0.003300", "3.1000"]  # at the best epoch
     assert "kp-net2 | 3" in lines[3] and "0.001600" in lines[3]
     assert (tmp_path / "curves.png").stat().st_size > 5000
-    bad = tunepipe_cli("report", "--compare", str(tmp_path / "nope"), a)
-    assert bad.returncode == 2 and "no summary.json" in bad.stderr
+    with pytest.raises(RunDirError, match="no summary.json"):  # exit 2 from the CLI
+        compare_report([tmp_path / "nope", a], None, tmp_path / "x.png")
 
 
 def test_data_config_needs_images_to_flip():
