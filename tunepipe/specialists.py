@@ -89,7 +89,11 @@ def run_specialists(study: Any, study_dir: Path, **run_kwargs: Any) -> Any:
     t0, groups, reasons = time.monotonic(), {}, Counter()
     for name in study.specialists.groups:
         sub = group_study(study, name, loc.display)
-        outcome = run_study(sub, study_dir=study_dir, **run_kwargs)
+        finished = Path(loc.display, name, "summary.json")
+        if loc.is_local and finished.is_file():  # a rerun keeps the groups already trained
+            outcome = RunOutcome(str(finished.parent), json.loads(finished.read_text()))
+        else:
+            outcome = run_study(sub, study_dir=study_dir, **run_kwargs)
         data = load_data(sub.data, sub.task, sub.seed, base_dir=study_dir)
         rmse = _best_rmse(outcome.run_dir)
         groups[name] = {
