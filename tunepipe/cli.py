@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 
+from tunepipe.datasets_cli import datasets_app
 from tunepipe.k8s.cli import k8s_app
 from tunepipe.monitoring.cli import GrafanaOpt, PrometheusHostOpt, grafana_app, status, token
 
@@ -215,15 +216,32 @@ def _print_outcome(outcome) -> None:
 
 @app.command()
 def report(
-    run_dir: Annotated[Path, typer.Argument(help="a run folder (holds summary.json)")],
+    run_dirs: Annotated[
+        list[Path], typer.Argument(help="a run folder (holds summary.json); several: --compare")
+    ],
     top_k: Annotated[int, typer.Option(help="trials drawn in the curves", min=1)] = 5,
+    compare: Annotated[
+        bool, typer.Option("--compare", help="print the case study's table of the run folders")
+    ] = False,
+    eval_file: Annotated[
+        Path | None, typer.Option("--eval", help="--compare: also RMSE on this Parquet file")
+    ] = None,
+    plot: Annotated[Path | None, typer.Option(help="--compare: the curves' PNG")] = None,
 ) -> None:
-    """Write RUN_DIR/report.html (self-contained) and its PNGs."""
+    """Write RUN_DIR/report.html (self-contained) and its PNGs; with --compare, a table."""
     from tunepipe.errors import RunDirError
-    from tunepipe.report import write_report
 
+    if compare or (len(run_dirs) == 1 and (run_dirs[0] / "specialists.json").is_file()):
+        from tunepipe.report.compare import compare_report
+
+        typer.echo(compare_report(run_dirs, eval_file, plot))  # specialists: each, combined
+        return
+    if len(run_dirs) > 1:
+        raise RunDirError("report: one run folder at a time, or several with --compare")
     try:
-        path = write_report(run_dir, top_k=top_k)
+        from tunepipe.report import write_report
+
+        path = write_report(run_dirs[0], top_k=top_k)
     except FileNotFoundError as exc:
         raise RunDirError(str(exc)) from None
     typer.echo(f"report: {path}")
@@ -260,6 +278,7 @@ app.add_typer(k8s_app, name="k8s")
 app.add_typer(grafana_app, name="grafana")
 app.command()(status)
 app.command()(token)
+app.add_typer(datasets_app, name="datasets")
 
 DashboardOpt = Annotated[
     str | None,

@@ -148,6 +148,10 @@ def load_model(run_dir: str) -> LoadedModel:
     from tunepipe.train import checkpoint as ckpt
 
     loc = locate_run_dir(run_dir)
+    if loc.is_local and loc.exists("specialists.json"):  # one model per group, combined
+        from tunepipe.specialists import load_specialists
+
+        return load_specialists(loc.path)
     if not loc.exists("best_model"):
         raise RunDirError(
             f"{run_dir}: no best_model/ here; is this a finished run folder "

@@ -4,9 +4,27 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from tunepipe.config.common import Strict
+
+
+class HFlip(Strict):
+    """A horizontal flip at batch time that mirrors x coordinates and swaps left/right labels."""
+
+    swap: list[tuple[str, str]] = Field(
+        default_factory=list,
+        description="left/right pairs swapped by a flip: label columns, or keypoint names whose "
+        "<name>_x and <name>_y columns are both labels",
+    )
+    x_suffix: str = Field("_x", description="label columns ending so are x coordinates, mirrored")
+    probability: float = Field(0.5, gt=0, le=1, description="share of each batch flipped")
+
+
+class AugmentConfig(Strict):
+    """Batch-time augmentation: applied to training batches when drawn, never to the data."""
+
+    hflip: HFlip | None = None
 
 
 class DataConfig(Strict):
@@ -31,6 +49,17 @@ class DataConfig(Strict):
     test_fraction: float = Field(0.0, ge=0, lt=1, description="held out, evaluated once (P8)")
     normalize: bool = Field(True, description="D1: standardise features with train-split stats")
     standardize_targets: bool = Field(True, description="P2: regression targets to mean 0, std 1")
+    scale: Literal["standard", "range"] = Field(
+        "standard",
+        description="standard: mean 0, std 1; range: features to [0, 1] and regression "
+        "targets to [-1, 1] with train-split min and max (the case study)",
+    )
+    missing_labels: Literal["refuse", "drop", "mask"] = Field(
+        "refuse",
+        description="rows with missing regression labels: refuse (an error with the count), "
+        "drop them, or mask: keep them, the loss averages over the present labels only",
+    )
+    augment: AugmentConfig | None = None
 
     @property
     def labels(self) -> list[str]:
@@ -56,3 +85,9 @@ class DataConfig(Strict):
         if v and info.data.get("features"):
             raise ValueError("give features or image_column, not both")
         return v
+
+    @model_validator(mode="after")
+    def _flip_needs_images(self) -> DataConfig:
+        if self.augment and self.augment.hflip and not self.image_shape:
+            raise ValueError("augment.hflip flips images: set data.image_shape")
+        return self

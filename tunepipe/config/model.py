@@ -28,6 +28,7 @@ class CNNModel(_ModelBase):
     kernel_size: int = Field(3, ge=1, description="F1: 3x3 filters")
     pool_every: int = Field(1, ge=0, description="2x2 max-pool after every n conv layers (0: none)")
     fc_width: int = Field(128, ge=1)
+    fc_layers: int = Field(1, ge=1, description="dense layers after the convolutions")
 
     @field_validator("channels")
     @classmethod

@@ -12,6 +12,7 @@ from tunepipe.config.domains import Domain
 from tunepipe.config.model import ModelConfig
 from tunepipe.config.monitoring import MonitoringConfig
 from tunepipe.config.search import BudgetConfig, SearchConfig, Target
+from tunepipe.config.specialists import SpecialistsConfig
 from tunepipe.config.training import (
     MetricNames,
     PlaybookConfig,
@@ -44,6 +45,12 @@ class StudyConfig(Strict):
         None, description="folder holding your own code (added to the import path)"
     )
     train: TrainConfig = Field(default_factory=TrainConfig)
+    init_from: str | None = Field(
+        None, description="a run folder whose best model starts every trial (matching layers)"
+    )
+    specialists: SpecialistsConfig | None = Field(
+        None, description="one model per group of labels, combined by load_model"
+    )
     search_space: dict[str, Domain] = Field(default_factory=dict)
     search: SearchConfig = Field(default_factory=SearchConfig)
     budget: BudgetConfig = Field(default_factory=BudgetConfig)

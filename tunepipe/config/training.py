@@ -26,6 +26,7 @@ class TrainConfig(FastPathSettings):
     optimizer: Literal["adam", "sgd"] = Field("adam", description="O1: Adam is the best default")
     lr: float = Field(3e-4, gt=0, description="O1: Adam's safe default")
     momentum: float = Field(0.9, ge=0, lt=1, description="MO1 (SGD momentum, Adam beta1)")
+    nesterov: bool = Field(False, description="sgd: Nesterov momentum (the case study's nets)")
     weight_decay: float = Field(0.0, ge=0)
     batch_size: int = Field(64, ge=1, strict=True, description="B1: 16 to 128")  # not `true`
     grad_clip: float | None = Field(None, gt=0, description="M2: clip grad norm (5 or 15 for RNNs)")

@@ -15,6 +15,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tunepipe.config import DataConfig
+from tunepipe.data.augment import FlipPlan, flip_plan
+from tunepipe.data.scaling import label_coverage, missing_label_rows, scale_stats
 from tunepipe.errors import DataError
 
 
@@ -53,7 +55,10 @@ class PreparedData:
         if self.task == "binary":
             return math.log(2)
         y = self.train.y.reshape(len(self.train), -1).astype(np.float64)
-        return float(y.var(axis=0).mean())
+        return float(np.nanvar(y, axis=0).mean())  # NaN: a masked missing label
+
+    flip: FlipPlan | None = None  # batch-time horizontal flip of training batches (net3)
+    label_coverage: dict | None = None  # rows with every / each label, before any were dropped
 
     def stats(self) -> dict:
         """JSON-ready normalisation statistics (written to data_stats.json, kept with the model)."""
@@ -81,7 +86,9 @@ def load_data(
     table = read_table(cfg, base_dir)
     x, feature_names = _features(table, cfg)
     y = _labels(table, cfg, task)
-    _check_finite(x, feature_names, y, cfg.labels)
+    _check_finite(x, feature_names, y, cfg.labels, allow_nan_labels=cfg.missing_labels != "refuse")
+    coverage = label_coverage(y, cfg.labels) if task == "regression" else None
+    x, y = missing_label_rows(x, y, cfg)
     if len(x) < max(min_rows, 2):
         raise DataError(
             f"data: {len(x)} rows, fewer than one batch ({min_rows}); lower "
@@ -89,6 +96,7 @@ def load_data(
         )
     data = prepare_arrays(x, y, cfg, task, seed, min_rows=min_rows)
     data.feature_names = feature_names  # saved with the model: predict matches columns by name
+    data.label_coverage = coverage
     return data
 
 
@@ -123,18 +131,10 @@ def prepare_arrays(
             f"data: the validation split is empty ({len(x)} rows, val_fraction "
             f"{cfg.val_fraction}, rounded per class); give more data or raise val_fraction"
         )
-    mean, std = (
-        feature_stats(x[idx_train])
-        if cfg.normalize
-        else (np.zeros(x.shape[1:], np.float32), np.ones(x.shape[1:], np.float32))
-    )
-    t_mean = t_std = None
     if task == "regression":
         y = y.astype(np.float32).reshape(len(y), -1)  # one target may come as a 1-D array
-        if cfg.standardize_targets:
-            t_mean, t_std = feature_stats(y[idx_train])
-        else:
-            t_mean, t_std = np.zeros(y.shape[1:], np.float32), np.ones(y.shape[1:], np.float32)
+    mean, std, t_mean, t_std = scale_stats(x[idx_train], y[idx_train], cfg, task)
+    if t_mean is not None:
         y = (y - t_mean) / t_std
     x = (x - mean) / std
     shape = tuple(cfg.image_shape) if cfg.image_shape else x.shape[1:]
@@ -156,7 +156,19 @@ def prepare_arrays(
         target_mean=t_mean,
         target_std=t_std,
         classes=classes,
+        flip=_flip(cfg, task, t_mean, t_std),
     )
+
+
+def _flip(cfg: DataConfig, task: str, t_mean, t_std) -> FlipPlan | None:
+    spec = cfg.augment.hflip if cfg.augment else None
+    if spec is None:
+        return None
+    if task != "regression":
+        empty = np.zeros(0)
+        return flip_plan([], [], spec.x_suffix, empty, empty, 1, spec.probability)
+    width = cfg.image_shape[-1]
+    return flip_plan(cfg.labels, spec.swap, spec.x_suffix, t_mean, t_std, width, spec.probability)
 
 
 def split_indices(
@@ -259,10 +271,11 @@ def _labels(table: pa.Table, cfg: DataConfig, task: str) -> np.ndarray:
     for n in cfg.labels:
         _check_numeric(table.schema.field(n).type, n)
         col = table.column(n)
-        if col.null_count:
+        if col.null_count and not (task == "regression" and cfg.missing_labels != "refuse"):
             raise DataError(
                 f"data: label column {n!r} has {col.null_count} empty (null) rows; "
                 "drop or fill them"
+                + (", or set data.missing_labels: drop or mask" if task == "regression" else "")
             )
         cols.append(col.to_numpy(zero_copy_only=False).astype(np.float64))
     y = np.column_stack(cols)
@@ -273,7 +286,13 @@ def _labels(table: pa.Table, cfg: DataConfig, task: str) -> np.ndarray:
     return y[:, 0]
 
 
-def _check_finite(x: np.ndarray, names: list[str], y: np.ndarray, labels: list[str]) -> None:
+def _check_finite(
+    x: np.ndarray,
+    names: list[str],
+    y: np.ndarray,
+    labels: list[str],
+    allow_nan_labels: bool = False,
+) -> None:
     problems = []
     bad_x = ~np.isfinite(x)
     if bad_x.any():
@@ -285,11 +304,11 @@ def _check_finite(x: np.ndarray, names: list[str], y: np.ndarray, labels: list[s
                 "NaN, inf or null; drop or impute them"
             )
     y2 = y.reshape(len(y), -1)
-    bad_y = (~np.isfinite(y2)).sum(axis=0)
+    bad_y = (np.isinf(y2) if allow_nan_labels else ~np.isfinite(y2)).sum(axis=0)
     for j in np.flatnonzero(bad_y):
         problems.append(
             f"data: label column {labels[j]!r} has {int(bad_y[j])} rows that are NaN "
-            "or inf; drop them"
+            "or inf; drop them (missing regression labels: data.missing_labels: drop or mask)"
         )
     if problems:
         raise DataError(problems)

@@ -75,6 +75,10 @@ def run_study(
     }
     study = study.model_copy(update=updates)
     study_dir = (study_dir or Path.cwd()).resolve()
+    if study.specialists:  # one ordinary study per group, combined (tunepipe.specialists)
+        from tunepipe.specialists import run_specialists
+
+        return run_specialists(study, study_dir, address=address, progress=progress)
     # <storage>/<name>, else <name>-2, -3, ...: a second run never touches the first's results.
     loc = new_run_location(study.storage, study.name)
     print(f"run folder: {loc.display}", file=sys.stderr)
@@ -90,6 +94,7 @@ def run_study(
     with clock.phase("data"):
         data = _load_data(study, study_dir)  # bad data stops here, before Ray starts
     paths = _user_paths(study, study_dir)  # before sanity: it builds the user's model too
+    study = _init_from(study, data, study_dir, loc, progress)  # another shape stops here too
     # The sanity stage (and its torch import) runs beside Ray's start, which mostly waits for
     # Ray's processes; Ray's workers boot and import torch (session.PRELOAD_MODULES) meanwhile,
     # so the first trials start at once. A failed check is raised once Ray is up.
@@ -255,6 +260,20 @@ def _sanity(study: StudyConfig, data: Any, loc: RunLocation, progress: bool) -> 
         print(f"divergence rule's reference: {words}", file=sys.stderr)
     stopping = study.stopping.model_copy(update={"initial_loss": reference})
     return study.model_copy(update={"stopping": stopping})
+
+
+def _init_from(
+    study: StudyConfig, data: Any, study_dir: Path, loc: RunLocation, progress: bool
+) -> StudyConfig:
+    from tunepipe.train.pretrained import resolve_init_from
+
+    study, transfer = resolve_init_from(study, data, study_dir)
+    if transfer is not None:
+        loc.write_json("init_from.json", {"run_dir": study.init_from, **transfer.to_json()})
+        if progress:
+            print(f"init_from {study.init_from}: loaded {', '.join(transfer.loaded)}")
+            print(f"  fresh: {', '.join(transfer.fresh) or 'none'}")
+    return study
 
 
 def _node_hosts(nodes: list[dict[str, Any]]) -> set[str]:

@@ -12,6 +12,17 @@ import torch
 from torch import nn
 
 
+class MaskedMSELoss(nn.Module):
+    """Mean squared error over the present targets only: a NaN target (a missing label, kept by
+    data.missing_labels: mask) adds nothing to the loss or its gradient. Without NaN it is
+    nn.MSELoss."""
+
+    def forward(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        present = ~torch.isnan(targets)
+        diff = torch.where(present, outputs - torch.nan_to_num(targets), 0.0)
+        return (diff**2).sum() / present.sum().clamp(min=1)
+
+
 @dataclass(frozen=True)
 class TaskHead:
     task: str
@@ -20,7 +31,7 @@ class TaskHead:
         return {
             "classification": nn.CrossEntropyLoss,
             "binary": nn.BCEWithLogitsLoss,
-            "regression": nn.MSELoss,
+            "regression": MaskedMSELoss,
         }[self.task]()
 
     def predict(self, outputs: torch.Tensor) -> torch.Tensor:

@@ -84,12 +84,14 @@ def cnn(
     kernel_size: int = 3,
     pool_every: int = 1,
     fc_width: int = 128,
+    fc_layers: int = 1,
     activation: str = "relu",
     dropout: float = 0.0,
     batch_norm: bool = False,
     residual: bool = False,
 ) -> nn.Module:
-    """Conv blocks (3×3, F1) with 2×2 max-pooling, then a dense layer and a linear head."""
+    """Conv blocks (3×3, F1) with 2×2 max-pooling, then fc_layers dense layers and a linear
+    head; dropout after each dense layer."""
     c, h, w = input_shape
     layers: list[nn.Module] = []
     for i, c_out in enumerate(channels):
@@ -99,9 +101,13 @@ def cnn(
         if pool_every and (i + 1) % pool_every == 0 and min(h, w) >= 2:
             layers.append(nn.MaxPool2d(2))
             h, w = h // 2, w // 2
-    layers += [nn.Flatten(), nn.Linear(c * h * w, fc_width), ACTIVATIONS[activation]()]
-    if dropout:
-        layers.append(nn.Dropout(dropout))
+    layers.append(nn.Flatten())
+    width = c * h * w
+    for _ in range(fc_layers):
+        layers += [nn.Linear(width, fc_width), ACTIVATIONS[activation]()]
+        if dropout:
+            layers.append(nn.Dropout(dropout))
+        width = fc_width
     layers.append(nn.Linear(fc_width, out_features))
     net = nn.Sequential(*layers)
     init_weights(net, activation)

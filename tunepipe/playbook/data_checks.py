@@ -24,13 +24,28 @@ def data_checks(data: PreparedData, cfg: DataConfig) -> list[Check]:
         checks.append(balance_check(data))
     if data.task == "regression":
         checks.append(target_scale_check(data, cfg.standardize_targets))
+        if data.label_coverage and len(cfg.labels) > 1:
+            checks.append(label_coverage_check(data.label_coverage, cfg.missing_labels))
     return checks
 
 
+def label_coverage_check(coverage: dict, missing_labels: str) -> Check:
+    """How many rows have every label and each one: the case study's first look at its data."""
+    rows, complete = coverage["rows"], coverage["complete"]
+    counts = sorted(coverage["per_label"].items(), key=lambda kv: kv[1])
+    fewest = ", ".join(f"{name} {n}" for name, n in counts[:3])
+    detail = (
+        f"{complete:,} of {rows:,} rows ({complete / max(rows, 1):.0%}) have every label; "
+        f"fewest: {fewest} (missing_labels: {missing_labels})"
+    )
+    return Check("label coverage", "pass", detail, values=dict(coverage))
+
+
 def finite_check(data: PreparedData) -> Check:
-    """NaN/inf after normalisation (raw NaN is refused when the data is read): overflow."""
+    """NaN/inf after normalisation (raw NaN is refused when the data is read): overflow. NaN
+    labels are missing ones kept by missing_labels: mask; the loss skips them."""
     bad = {
-        name: int((~np.isfinite(split.x)).sum()) + int((~np.isfinite(split.y)).sum())
+        name: int((~np.isfinite(split.x)).sum()) + int(np.isinf(split.y).sum())
         for name, split in _splits(data)
     }
     if any(bad.values()):
@@ -141,7 +156,7 @@ def balance_check(data: PreparedData) -> Check:
 def target_scale_check(data: PreparedData, standardized: bool) -> Check:
     """P2: regression targets of order 1; a label of 10000 against an output of 0 is a huge loss."""
     y = data.train.y.reshape(len(data.train), -1).astype(np.float64)
-    mean, std = y.mean(axis=0), y.std(axis=0)
+    mean, std = np.nanmean(y, axis=0), np.nanstd(y, axis=0)  # NaN: a masked missing label
     if standardized:
         raw_m, raw_s = np.asarray(data.target_mean), np.asarray(data.target_std)
         return Check(

@@ -32,8 +32,11 @@ def initial_loss(setup: TrialSetup, data: PreparedData) -> tuple[float, torch.Te
     return float(setup.loss_fn(out, y).item()), out
 
 
-def initial_loss_check(setup: TrialSetup, data: PreparedData, cfg: DataConfig) -> Check:
-    """Compare the untrained model's loss with chance level; name the likely cause when far off."""
+def initial_loss_check(
+    setup: TrialSetup, data: PreparedData, cfg: DataConfig, pretrained: bool = False
+) -> Check:
+    """Compare the untrained model's loss with chance level; name the likely cause when far off.
+    A pre-trained start (init_from) is expected to sit below chance: it is reported, not judged."""
     loss, out = initial_loss(setup, data)
     ref = chance_loss(data)
     ratio = loss / ref if ref > 0 else math.inf
@@ -44,6 +47,8 @@ def initial_loss_check(setup: TrialSetup, data: PreparedData, cfg: DataConfig) -
         return Check(name, "fail", f"loss {loss} at initialisation", _nan_causes(), values)
     shown = f"{loss:.3f}" if abs(loss) < 1e3 else f"{loss:.4g}"
     detail = f"{shown} at init, expected ≈ {what} (ratio {ratio:.2f})"
+    if pretrained:
+        return Check(name, "pass", f"{shown} at a pre-trained start (init_from)", values=values)
     if ratio > (HIGH_RATIO_REGRESSION if data.task == "regression" else HIGH_RATIO):
         return Check(name, "warn", detail, _high_causes(data, spread, cfg), values)
     if ratio < LOW_RATIO and data.task != "regression":

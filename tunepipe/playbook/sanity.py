@@ -67,7 +67,7 @@ def _model_checks(study: StudyConfig, data: PreparedData) -> SanityResult:
     checks = data_checks(data, study.data) + [space_check(study)]
     typical = typical_config(study)
     start = set_up(study, data, {**typical, "lr": lr_of(study)})
-    init = initial_loss_check(start, data, study.data)
+    init = initial_loss_check(start, data, study.data, pretrained=bool(study.init_from))
     lr_range = _lr_range(study, data, typical)
     lr = lr_of(study, lr_range.suggested_lr if lr_range else None)
     run = overfit_run(

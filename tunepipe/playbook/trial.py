@@ -35,6 +35,10 @@ def set_up(study: StudyConfig, data: PreparedData, config: dict[str, Any]) -> Tr
     seed = trial_seed(study.seed, config)
     torch.manual_seed(seed)  # model init draws from torch's generator, as in run_trial
     model = build_model(model_spec(study.model, config), data.input_shape, data.output_dim)
+    if study.init_from:  # the sanity stage checks the start the trials really have
+        from tunepipe.train.pretrained import load_pretrained
+
+        load_pretrained(model, study.init_from)
     hp = Hyper.of(study, config)
     head = task_head(data.task)
     return TrialSetup(model, make_optimizer(model, hp), hp, head, head.loss_fn(), config, seed)

@@ -20,11 +20,13 @@ import torch
 
 from tunepipe.config import TRAIN_KEYS, StudyConfig
 from tunepipe.data import PreparedData, iterate_batches
+from tunepipe.data.augment import FlipPlan, random_hflip
 from tunepipe.models import build_model, model_spec, task_head
 from tunepipe.train import checkpoint as ckpt
 from tunepipe.train import fast as fastpath
 from tunepipe.train.ckpt_policy import CheckpointPolicy
 from tunepipe.train.diagnostics import Diagnostics
+from tunepipe.train.pretrained import load_pretrained
 
 # report(metrics, checkpoint_dir or None) -> None; raises to stop the trial if the caller wants.
 ReportFn = Callable[[dict[str, Any], "str | None"], None]
@@ -40,6 +42,7 @@ class Hyper:
     weight_decay: float
     batch_size: int
     grad_clip: float | None
+    nesterov: bool = False
 
     @classmethod
     def of(cls, study: StudyConfig, config: dict[str, Any]) -> Hyper:
@@ -52,6 +55,7 @@ class Hyper:
             weight_decay=float(base["weight_decay"]),
             batch_size=int(base["batch_size"]),
             grad_clip=float(base["grad_clip"]) if base["grad_clip"] else None,
+            nesterov=study.train.nesterov,
         )
 
 
@@ -70,7 +74,7 @@ def make_optimizer(model: torch.nn.Module, hp: Hyper) -> torch.optim.Optimizer:
     """
     params = list(model.parameters())
     if hp.optimizer == "sgd":
-        cls, kwargs = torch.optim.SGD, {"momentum": hp.momentum}
+        cls, kwargs = torch.optim.SGD, {"momentum": hp.momentum, "nesterov": hp.nesterov}
     else:
         cls, kwargs = torch.optim.Adam, {"betas": (hp.momentum, 0.999)}
     kwargs.update(lr=hp.lr, weight_decay=hp.weight_decay)
@@ -124,16 +128,18 @@ def run_trial(
     seed = trial_seed(study.seed, config)
     torch.manual_seed(seed)  # model init and dropout draw from torch's generator in this process
     spec = model_spec(study.model, config)
+    model = build_model(spec, data.input_shape, data.output_dim)
+    if study.init_from:  # pre-training: matching layers from that run's best model
+        load_pretrained(model, study.init_from)
     fast = trial_fast_path(study, data, hp)  # on a CPU: fp32, eager, as before (docs/gpu.md)
-    model, forward = fastpath.prepare_model(
-        build_model(spec, data.input_shape, data.output_dim), fast
-    )
+    model, forward = fastpath.prepare_model(model, fast)
     optimizer = make_optimizer(model, hp)
     probe = Diagnostics(model, optimizer, data.task)  # grad_norm, update_ratio (L1), top_prob (P4)
     head = task_head(data.task)
     loss_fn = head.loss_fn()
     shuffle = torch.Generator().manual_seed(seed)  # D2: a fresh seeded order every epoch
     tensors = fastpath.device_tensors(to_tensors(data), fast)  # on the GPU once per worker
+    flip = data.flip.to(fast.device) if data.flip is not None else None  # training batches only
     meta = {
         "model": spec,
         "input_shape": list(data.input_shape),
@@ -167,7 +173,7 @@ def run_trial(
         lr, momentum = schedule_at(study.train.lr_schedule, hp, epoch, study.scheduler.max_epochs)
         set_rates(optimizer, lr, momentum)  # after a restore too: a decay changed config["lr"]
         train_loss = train_epoch(
-            model, optimizer, loss_fn, *tensors["train"], hp, shuffle, fast, forward
+            model, optimizer, loss_fn, *tensors["train"], hp, shuffle, fast, forward, flip=flip
         )
         metrics = {"epoch": epoch, "train_loss": train_loss, "lr": lr, "lr_decays": decays}
         if not math.isfinite(train_loss):
@@ -265,8 +271,10 @@ def train_epoch(
     shuffle: torch.Generator,
     fast: fastpath.FastPath | None = None,
     forward: Any = None,
+    flip: FlipPlan | None = None,
 ) -> float:
-    """One pass over the shuffled training split; the mean batch loss (dropout on).
+    """One pass over the shuffled training split; the mean batch loss (dropout on). With `flip`,
+    a random share of each batch is mirrored as it is drawn (the data stays as it is).
 
     The loss is summed on the device and read once at the end: one device sync per epoch, not
     per batch. A non-finite batch loss makes the sum non-finite, and the trial stops as diverged.
@@ -282,6 +290,8 @@ def train_epoch(
         x, y, hp.batch_size, shuffle, drop_last=drop_last, reuse_buffers=True, device=fast.device
     )
     for xb, yb in batches:
+        if flip is not None:  # new tensors: the reused batch buffers are never written
+            xb, yb = random_hflip(xb, yb, flip, shuffle)
         optimizer.zero_grad(set_to_none=True)
         with fast.autocast():
             loss = loss_fn(forward(fast.inputs(xb)), yb)
@@ -325,16 +335,20 @@ def evaluate(
     if regression:  # RMSE in the targets' own units: undo the standardisation per target (P2)
         std = torch.as_tensor(data.target_std if data.target_std is not None else 1.0)
         std = std.to(fast.device)
+    present = 0
     for xb, yb in iterate_batches(x, y, batch_size):
         xb, yb = fastpath.to_device(xb, fast.device), fastpath.to_device(yb, fast.device)
         with fast.autocast():
             out = forward(fast.inputs(xb)).float()
-        total += loss_fn(out, yb).item() * len(xb)
-        if regression:
-            sq_err += (((out - yb) * std) ** 2).mean(dim=-1).sum().item()
+        if regression:  # averaged over present labels (NaN: missing, masked)
+            seen = ~torch.isnan(yb)
+            total += loss_fn(out, yb).item() * int(seen.sum())
+            sq_err += (torch.where(seen, (out - torch.nan_to_num(yb)) * std, 0.0) ** 2).sum().item()
+            present += int(seen.sum())
         else:
+            total += loss_fn(out, yb).item() * len(xb)
             correct += head.correct(out, yb).item()
-    n = max(len(x), 1)
+    n = max(present if regression else len(x), 1)
     metrics = {f"{prefix}_loss": total / n}
     if regression:
         metrics[f"{prefix}_rmse"] = math.sqrt(sq_err / n)
