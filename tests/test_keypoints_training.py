@@ -204,7 +204,7 @@ def test_specialist_studies_take_their_group_rows_flips_and_start():
     eyes, nose = group_study(study, "eyes", "runs/s"), group_study(study, "nose", "runs/s")
     assert eyes.data.labels == LABELS  # the study's order, x and y of each keypoint
     assert eyes.data.missing_labels == "drop"  # every row that has the whole group
-    assert eyes.data.augment.hflip.swap == [("left_eye_center", "right_eye_center")]
+    assert eyes.data.augment.hflip.swap == [["left_eye_center", "right_eye_center"]]
     assert eyes.stopping.overfitting.patience == 7 and eyes.scheduler.max_epochs == 2
     assert eyes.init_from == "runs/net6" and eyes.specialists is None
     assert nose.data.labels == ["nose_tip_y"] and nose.data.augment.hflip.swap == []

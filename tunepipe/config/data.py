@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
@@ -12,7 +12,7 @@ from tunepipe.config.common import Strict
 class HFlip(Strict):
     """A horizontal flip at batch time that mirrors x coordinates and swaps left/right labels."""
 
-    swap: list[tuple[str, str]] = Field(
+    swap: list[Annotated[list[str], Field(min_length=2, max_length=2)]] = Field(
         default_factory=list,
         description="left/right pairs swapped by a flip: label columns, or keypoint names whose "
         "<name>_x and <name>_y columns are both labels",

@@ -8,11 +8,14 @@ worked out once; the flip itself is a pure tensor function, so it runs wherever 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from tunepipe.errors import DataError
+
+if TYPE_CHECKING:  # torch is imported where a flip is made or used, not when data is read
+    import torch
 
 
 @dataclass(frozen=True)
@@ -78,9 +81,9 @@ def flip_plan(
     a = np.where(is_x, (width - 1 - mk - m) / h, (mk - m) / h)
     b = np.where(is_x, -hk / h, hk / h)
     return FlipPlan(
-        torch.as_tensor(perm, dtype=torch.int64),
-        torch.as_tensor(a, dtype=torch.float32),
-        torch.as_tensor(b, dtype=torch.float32),
+        _torch().as_tensor(perm, dtype=_torch().int64),
+        _torch().as_tensor(a, dtype=_torch().float32),
+        _torch().as_tensor(b, dtype=_torch().float32),
         probability,
     )
 
@@ -96,8 +99,16 @@ def random_hflip(
     x: torch.Tensor, y: torch.Tensor, plan: FlipPlan, generator: torch.Generator | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """A seeded random share (plan.probability) of the batch flipped, the rest as it was."""
+    import torch
+
     chosen = torch.rand(len(x), generator=generator) < plan.probability
     chosen = chosen.to(x.device)
     fx, fy = hflip(x, y, plan)
     x = torch.where(chosen.view(-1, *([1] * (x.dim() - 1))), fx, x)
     return x, (torch.where(chosen.view(-1, 1), fy, y) if plan.perm.numel() else y)
+
+
+def _torch():
+    import torch
+
+    return torch
