@@ -5,7 +5,6 @@ import ast
 import re
 from pathlib import Path
 
-import pytest
 from setuptools import find_packages
 
 REPO = Path(__file__).resolve().parents[1]
@@ -20,16 +19,18 @@ def test_installed_top_level_packages_are_tunepipe_names_only():
     assert {"tunepipe.config", "tunepipe.engine", "tunepipe.report"} <= set(packages)
 
 
-def test_old_schedulers_name_is_the_same_modules():
-    # The source-only alias gives branches written against `schedulers` the very same objects,
-    # so a StopReason made under one name equals one made under the other.
-    import tunepipe_schedulers.reasons as new
-    import tunepipe_schedulers.reasons as old
-
-    assert old is new
-    assert old.StopReason.DIVERGED is new.StopReason.DIVERGED
-    with pytest.raises(ModuleNotFoundError):
-        import schedulers.no_such_module  # noqa: F401
+def test_nothing_imports_the_old_generic_schedulers_name():
+    # The folder became tunepipe_schedulers (a top-level `schedulers` could clash with another
+    # distribution's); no source file may still import the old name.
+    found = [
+        f"{path.relative_to(REPO)}:{n}"
+        for path in REPO.rglob("*.py")
+        if ".venv" not in path.parts
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if re.match(r"\s*(from|import) schedulers\b", line)
+    ]
+    assert found == []
+    assert not (REPO / "schedulers").exists()
 
 
 def test_the_package_version_is_the_distributions():
