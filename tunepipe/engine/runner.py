@@ -3,23 +3,20 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from tunepipe.config import StudyConfig
-from tunepipe.engine.finish import finish_overlapped
-from tunepipe.engine.interrupt import Interrupted, graceful_signals
+from tunepipe.engine.interrupt import Interrupted
+from tunepipe.engine.outputs import RunOutcome, write_outputs
 from tunepipe.engine.phases import PhaseClock, beside
 from tunepipe.engine.trackers import check_trackers
-from tunepipe.errors import RunDirError, StudyFailed
+from tunepipe.engine.tuner import fit
+from tunepipe.errors import RunDirError
 from tunepipe.playbook.stage import sanity_stage
 from tunepipe.storage import (
     STUDY_FILE,
@@ -31,13 +28,6 @@ from tunepipe.storage import (
 from tunepipe.versions import versions
 
 TUNER_STATE = "tuner.pkl"  # Ray Tune's record of how the Tuner was built; restore needs it
-
-
-@dataclass
-class RunOutcome:
-    run_dir: str
-    summary: dict[str, Any]
-    note: str | None = None  # said before the summary (a resume that found nothing to do)
 
 
 # Where the study came from (so resume finds relative data and code) and the versions it ran with.
@@ -185,13 +175,13 @@ def _search(
 
     try:
         with clock.phase("search"):
-            grid, scheduler, limits = _fit(
+            grid, scheduler, limits = fit(
                 study, data, loc, progress, restore=restore, budget=budget
             )
     except Interrupted as exc:
         record_session(loc, kind, clock.elapsed(), signal.Signals(exc.signum).name)
         raise
-    return _write_outputs(study, data, loc, grid, scheduler, clock, started_ray, limits, kind)
+    return write_outputs(study, data, loc, grid, scheduler, clock, started_ray, limits, kind)
 
 
 def _start_ray(
@@ -289,290 +279,3 @@ def _load_data(study: StudyConfig, study_dir: Path) -> Any:
     return load_data(
         study.data, study.task, study.seed, min_rows=min_batch_size(study), base_dir=study_dir
     )
-
-
-def _fit(
-    study: StudyConfig,
-    data: Any,
-    loc: RunLocation,
-    progress: bool,
-    restore: bool = False,
-    budget: float | None = None,
-) -> tuple[Any, Any, Any]:
-    # Tune forces a state snapshot whenever a trial saved num_to_keep checkpoints since the last
-    # one (that is what makes resume lose nothing) and then warns each time: the warning is noise.
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    # Ray's newer console output prints a configuration box and paths even at verbose=0; the
-    # progress view replaces it.
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    from ray import tune
-
-    from tunepipe.engine.progress import reconnect_progress
-    from tunepipe.engine.quiet import quiet_ray
-    from tunepipe.engine.ray_private import restored_callbacks, restored_scheduler, restored_stop
-    from tunepipe.engine.schedule import build_scheduler
-    from tunepipe.engine.session import trial_actors_on_prestarted_workers
-
-    quiet_ray()  # Ray's resume hint and per-trial metric warnings are not the user's business
-
-    trainable = _trainable(study, data)
-    if restore:
-        tuner = tune.Tuner.restore(
-            loc.display,
-            trainable=trainable,
-            resume_unfinished=True,
-            resume_errored=True,  # retried from their newest checkpoint
-            restart_errored=False,
-        )
-        # The scheduler (and the progress view reading it) come back from Tune's tuner.pkl.
-        scheduler = restored_scheduler(tuner)
-        reconnect_progress(restored_callbacks(tuner), scheduler)
-        limits = restored_stop(tuner)  # budget/target (or None)
-        if limits is not None and budget is not None:
-            limits.time_budget = budget or None
-    else:
-        scheduler = build_scheduler(study, data)
-        limits = _limits(study, scheduler)
-        tuner = _new_tuner(study, loc, trainable, scheduler, progress, limits)
-    # Tune reads the variable when fit() builds its callbacks; tunepipe passes its own
-    # (engine/trackers.py).
-    with (
-        graceful_signals() as received,
-        trial_actors_on_prestarted_workers(),
-        _env_var("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1"),
-    ):
-        try:
-            grid = tuner.fit()
-        except KeyboardInterrupt:
-            if not received:
-                raise
-    if received:
-        raise Interrupted(received[0], loc.display)
-    return grid, scheduler, limits
-
-
-def _limits(study: StudyConfig, scheduler: Any) -> Any:
-    """The study's time budget and target as one Tune callback + stopper, or None."""
-    if study.budget.time is None and not study.target:
-        return None
-    from tunepipe.engine.limits import StudyLimits
-
-    return StudyLimits(study.budget.time, study.target, scheduler)
-
-
-def _search(study: StudyConfig, scheduler: Any) -> Any:
-    from tunepipe.engine.search import build_search
-
-    warm: list = []
-    if study.warm_start:
-        from tunepipe.engine.warm_start import warm_points
-
-        warm, said = warm_points(study, study.warm_start)
-        print(said, file=sys.stderr)
-    return build_search(study, scheduler, warm)
-
-
-def _new_tuner(
-    study: StudyConfig,
-    loc: RunLocation,
-    trainable: Any,
-    scheduler: Any,
-    progress: bool,
-    limits: Any = None,
-) -> Any:
-    from ray import tune
-
-    from tunepipe.engine.progress import ProgressView, RuleNotice, live_reason
-    from tunepipe.engine.schedule import DecisionLog
-    from tunepipe.engine.space import to_tune_space
-    from tunepipe.engine.trackers import TrialOutcome, tracker_callbacks
-    from tunepipe.monitoring.metrics import study_monitor
-    from tunepipe.space import trial_count
-
-    callbacks = [
-        RuleNotice(getattr(scheduler, "judge", None)),
-        DecisionLog(scheduler, loc),
-        *tracker_callbacks(study, loc, TrialOutcome(study, scheduler)),
-        *([limits] if limits is not None else []),
-        # Prometheus gauges (monitoring.metrics) and status.json for `tunepipe status`
-        study_monitor(study, loc, trial_count(study), lambda tid: _live_reason(scheduler, tid)),
-    ]
-    if progress:
-        callbacks.append(
-            ProgressView(
-                study.metric,
-                study.mode,
-                trial_count(study),
-                reasons=lambda trial: live_reason(scheduler, trial),
-            )
-        )
-    return tune.Tuner(
-        trainable,
-        param_space=to_tune_space(study),
-        tune_config=tune.TuneConfig(
-            metric=study.metric,
-            mode=study.mode,
-            num_samples=study.num_samples,
-            scheduler=scheduler,
-            reuse_actors=True,
-            search_alg=_search(study, scheduler),
-        ),
-        run_config=tune.RunConfig(
-            name=loc.name,  # <name>-2 for a second run: the folder chosen, not the study name
-            storage_path=loc.storage,
-            verbose=0,
-            stop=limits,
-            callbacks=callbacks,
-            checkpoint_config=tune.CheckpointConfig(
-                # PBT clones the checkpoint a donor saved at its last perturbation, however old:
-                # with any retention Ray deleted some first, and those exploits errored.
-                num_to_keep=None if study.scheduler.kind == "pbt" else 2,
-                checkpoint_score_attribute=study.metric,
-                checkpoint_score_order=study.mode,
-            ),
-            failure_config=tune.FailureConfig(max_failures=study.max_failures),
-        ),
-    )
-
-
-@contextmanager
-def _env_var(name: str, value: str) -> Iterator[None]:
-    """Set an environment variable for the duration; the previous value (or none) after."""
-    before = os.environ.get(name)
-    os.environ[name] = value
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = before
-
-
-def _trainable(study: StudyConfig, data: Any) -> Any:
-    from ray import tune
-
-    resources = {"cpu": study.resources.cpu, "gpu": study.resources.gpu}
-    if study.trainable:
-        from tunepipe.models.factory import import_object
-
-        fn = import_object(study.trainable, "trainable")
-        _ship_by_value(fn)
-        return tune.with_resources(fn, resources)
-    from tunepipe.train.trainable import tune_trainable
-
-    # with_parameters puts the data in Ray's object store once; every trial reads that copy.
-    return tune.with_resources(
-        tune.with_parameters(tune_trainable, data=data, study=study), resources
-    )
-
-
-def _ship_by_value(fn: Any) -> None:
-    """Pickle the user's trainable module by value, so Ray workers need not import it: they may
-    have started before its folder was on their path (a Ray that was already running)."""
-    import ray.cloudpickle as cloudpickle
-
-    module = sys.modules.get(getattr(fn, "__module__", ""))
-    if module is not None and not module.__name__.startswith(("ray.", "tunepipe.")):
-        cloudpickle.register_pickle_by_value(module)
-
-
-def _live_reason(scheduler: Any, trial_id: str) -> str:
-    from tunepipe.engine.schedule import decision_dict
-
-    return decision_dict(scheduler.decisions.get(trial_id)).get("reason", "completed")
-
-
-def _write_outputs(
-    study: StudyConfig,
-    data: Any,
-    loc: RunLocation,
-    grid: Any,
-    scheduler: Any,
-    clock: PhaseClock,
-    started_ray: tuple[bool, str],
-    limits: Any = None,
-    kind: str = "run",
-) -> RunOutcome:
-    from tunepipe.engine import results as res
-    from tunepipe.engine.schedule import (
-        DECISIONS_FILE,
-        decision_dict,
-        nothing_learned,
-        read_decisions,
-    )
-    from tunepipe.engine.sessions import read_sessions, record_session
-
-    with clock.phase("outputs"):
-        decisions = read_decisions(loc)  # those made before a resume survive in the run folder
-        decisions.update({tid: decision_dict(rec) for tid, rec in scheduler.decisions.items()})
-        if limits is not None:  # trials a time budget left unfinished (resumable)
-            decisions.update(limits.extra_decisions())
-        records = res.trial_records(grid, study, decisions)
-        loc.write_json(DECISIONS_FILE, res.final_decisions(records, decisions))
-        loc.write_parquet("results.parquet", res.results_table(records, study))
-        loc.write_parquet("history.parquet", res.history_table(records))
-        before = sum(float(s["seconds"]) for s in read_sessions(loc))  # earlier sessions
-        summary = res.summary(records, study, before + clock.elapsed())
-        if limits is not None and limits.ended_by():
-            summary["ended_by"] = limits.ended_by()
-        if data is not None:
-            loc.write_json("data_stats.json", data.stats())
-        unlearned = nothing_learned(
-            summary, data.chance_loss() if data else study.stopping.initial_loss
-        )
-        if unlearned:
-            summary["nothing_learned"] = unlearned
-        best = next((r for r in records if r.trial_id == summary["best_trial_id"]), None)
-        if unlearned:
-            best = None  # a chance-level model is never saved or tested as "best"
-        if best is not None and best.checkpoint:
-            _save_best_model(loc, best.checkpoint)
-    if best is not None and best.checkpoint and data is not None and data.test is not None:
-        with clock.phase("test"):
-            summary["test"] = _evaluate_test(loc, data)
-    loc.write_json("summary.json", summary)  # the report reads it
-    with clock.phase("report"):  # drawn while Ray shuts down: neither waits for the other
-        apart = finish_overlapped(loc.path if loc.is_local else None, started_ray[0])
-    total = record_session(loc, kind, clock.elapsed(), "finished")  # every session's wall
-    summary.update(
-        wall_seconds=round(total, 2),
-        phases=clock.rounded(),
-        phases_overlapped={**clock.beside, **apart},
-        ray=started_ray[1],
-    )
-    loc.write_json("summary.json", summary)
-    from tunepipe.engine.trackers import attach_study_outputs
-
-    attach_study_outputs(study, loc, summary)  # after the report: it attaches report.html too
-    if unlearned:
-        raise StudyFailed(f"{unlearned}. Results are in {loc.display}")
-    if summary["best_trial_id"] is None and not summary.get("ended_by", "").startswith("time"):
-        raise StudyFailed(
-            f"no trial produced a finite {study.metric}; stop reasons: "
-            f"{summary['stop_reasons']}. Results are in {loc.display}"
-        )
-    return RunOutcome(loc.display, summary)
-
-
-def _save_best_model(loc: RunLocation, checkpoint_path: str) -> None:
-    import pyarrow.fs as pafs
-
-    target = f"{loc.path}/best_model"
-    if loc.is_local:
-        shutil.copytree(checkpoint_path, target, dirs_exist_ok=True)
-    else:
-        pafs.copy_files(
-            checkpoint_path, target, source_filesystem=loc.fs, destination_filesystem=loc.fs
-        )
-
-
-def _evaluate_test(loc: RunLocation, data: Any) -> dict[str, float]:
-    """P8: the held-out test split is used once, on the best model, at the very end."""
-    from tunepipe.models import task_head
-    from tunepipe.predict import load_model
-    from tunepipe.train.loop import evaluate, to_tensors
-
-    model = load_model(loc.display).model
-    head = task_head(data.task)
-    return evaluate(model, head, head.loss_fn(), *to_tensors(data)["test"], data, prefix="test")

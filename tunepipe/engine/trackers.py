@@ -71,7 +71,7 @@ def tracker_callbacks(study: StudyConfig, loc: RunLocation, outcome: Outcome) ->
     TensorBoard files are written only when asked: writing and flushing them on the driver at
     every report made the 32-trial digits search about 13% slower (7.6 s against 6.6 s, median
     of 3 runs of seed 1). Tune adds its own loggers unless TUNE_DISABLE_AUTO_CALLBACK_LOGGERS is
-    set (runner._fit sets it).
+    set (tuner.fit sets it).
     """
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
