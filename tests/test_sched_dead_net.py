@@ -6,7 +6,7 @@ import pytest
 
 from tunepipe_schedulers.judge import CONTINUE, PlaybookJudge
 from tunepipe_schedulers.reasons import StopReason
-from tunepipe_schedulers.rules import DivergenceRule
+from tunepipe_schedulers.rules import DivergenceRule, DivergenceState
 
 MODES = ["min", "max"]
 LN10 = math.log(10)
@@ -61,3 +61,14 @@ def test_without_a_known_chance_loss_or_with_the_check_off_nothing_stalls(mode):
     off = DivergenceRule(stall_reports=None)
     assert stop_at(mode, [2.41, 2.40, 2.42, 2.41], ratio=[1, 1, 1, 1], rule=off) is None
     assert stop_at(mode, [2.41] * 6, rule=DivergenceRule(stall_reports=5))[0] == 5
+
+
+def test_an_overfitting_net_whose_training_loss_falls_is_not_called_dead():
+    # Noisy labels: validation loss stays above chance from the first epoch while the training
+    # loss falls well below it; that is overfitting (P6), not a dead net (P5).
+    rule, state = DivergenceRule(), DivergenceState()
+    for val, train in [(0.72, 0.60), (0.74, 0.45), (0.77, 0.30), (0.80, 0.20)]:
+        assert rule.check(state, val, chance=math.log(2), train_loss=train) is None
+    dead = DivergenceState()
+    verdicts = [rule.check(dead, 2.41, chance=math.log(10), train_loss=2.40) for _ in range(3)]
+    assert verdicts[-1] is not None and verdicts[-1].reason == "diverged"

@@ -255,3 +255,25 @@ def test_pbt_rule_stop_and_exploit_copies_rule_state():
     (exploit,) = s.exploits["2"]  # decisions.json's history: from whom, what changed
     assert exploit["from"] == "0" and exploit["changed"]
     assert all(trials[2].config[k] == new for k, (_, new) in exploit["changed"].items())
+
+
+def test_pbt_never_clones_a_donor_that_reached_the_epoch_budget():
+    # A clone of a donor whose newest checkpoint is at max_t would have no epoch left to run its
+    # new config in: it would end as the donor's copy under a config it never trained with.
+    s = PlaybookPBT(SPACE, judge=PlaybookJudge(initial_loss=2.3), metric="val_loss",
+                    mode="min", perturbation_interval=2, seed=0, log_config=False,
+                    max_t=4)  # fmt: skip
+    trials = [FakeTrial(str(i), {"lr": 0.01, "momentum": 0.9, "batch_size": 32, "act": "relu"})
+              for i in range(4)]  # fmt: skip
+    c = FakeController(trials)
+    for t in trials:
+        s.on_trial_add(c, t)
+    before = dict(trials[3].config)
+    trials[0].last_result = {"training_iteration": 4}
+    s._exploit(c, trials[3], trials[0])  # noqa: SLF001 - the override under test
+    assert trials[3].config == before and "3" not in s.exploits
+    from tunepipe_schedulers.ray_pbt import _reached
+
+    assert not _reached(
+        SimpleNamespace(last_result={"training_iteration": 3}), "training_iteration", 4
+    )

@@ -178,14 +178,17 @@ class PlaybookJudge:
         can_decay: bool = True,
     ) -> Verdict | None:
         verdict = None
+        train = metrics.get(self.keys.train_loss)
         if self.divergence is not None:
             ref, ratio = self.reference_loss(state), metrics.get("update_ratio")
-            verdict = self.divergence.check(state.divergence, val, ref, self.initial_loss, ratio)
+            raw_train = float(train) if isinstance(train, (int, float)) else None
+            verdict = self.divergence.check(
+                state.divergence, val, ref, self.initial_loss, ratio, train_loss=raw_train
+            )
             dead = metrics.get("dead_relu")
             if verdict is not None and dead is not None and math.isfinite(dead) and dead > 0:
                 detail = f"{verdict.detail}; {float(dead):.0%} of ReLU units dead"
                 verdict = Verdict(verdict.action, verdict.reason, detail)
-        train = metrics.get(self.keys.train_loss)
         if verdict is None and self.overfitting is not None and train is not None:
             train = as_loss(train, self.mode)
             verdict = self.overfitting.check(state.overfitting, epoch, val, train)

@@ -69,6 +69,7 @@ class PlaybookPBT(PopulationBasedTraining):
         quantile_fraction: float = 0.25,
         synch: bool = False,
         log_config: bool = True,
+        max_t: int | None = None,
     ) -> None:
         super().__init__(
             time_attr=time_attr,
@@ -90,6 +91,7 @@ class PlaybookPBT(PopulationBasedTraining):
         self.decisions: dict[str, StopRecord] = {}
         # {trial_id: [{"epoch", "from", "changed": {key: [before, after]}}]}, in order
         self.exploits: dict[str, list[dict[str, Any]]] = {}
+        self.max_t = max_t  # the trials' epoch budget: a donor that reached it leaves no epochs
 
     def on_trial_result(self, tune_controller: Any, trial: Trial, result: dict) -> str:
         """Rules first: a rule stop ends the trial; otherwise PBT's exploit/explore."""
@@ -112,6 +114,11 @@ class PlaybookPBT(PopulationBasedTraining):
         return playbook_explore(trial_to_clone.config, self.space, self.rng, self.policy)
 
     def _exploit(self, tune_controller: Any, trial: Trial, trial_to_clone: Trial) -> None:
+        if self.max_t is not None and _reached(trial_to_clone, self._time_attr, self.max_t):
+            # The donor's newest checkpoint is at the end of the budget: the clone would have
+            # no epoch left to run its new config in, and would end as the donor's copy under a
+            # config it never trained with. Such a trial keeps its own weights and config.
+            return
         # The trial now carries the clone's weights, so it inherits the clone's rule memory too.
         before = dict(trial.config)
         super()._exploit(tune_controller, trial, trial_to_clone)
@@ -121,3 +128,8 @@ class PlaybookPBT(PopulationBasedTraining):
         self.exploits.setdefault(trial.trial_id, []).append(
             {"epoch": epoch, "from": trial_to_clone.trial_id, "changed": changed}
         )
+
+
+def _reached(trial: Any, time_attr: str, max_t: int) -> bool:
+    done = (getattr(trial, "last_result", None) or {}).get(time_attr)
+    return isinstance(done, (int, float)) and done >= max_t

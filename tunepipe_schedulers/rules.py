@@ -63,6 +63,7 @@ class DivergenceState:
     rising: int = 0  # consecutive steep rises
     reports: int = 0
     lowest: float = math.inf
+    lowest_train: float = math.inf  # a net lowering its training loss is learning (or overfitting)
     peak_update_ratio: float | None = None  # the largest ||dw|| / ||w|| reported (L1)
 
 
@@ -107,16 +108,21 @@ class DivergenceRule:
         reference: float | None = None,
         chance: float | None = None,
         update_ratio: float | None = None,
+        train_loss: float | None = None,
     ) -> Verdict | None:
         """Update `state` with `loss` (loss units) and say whether the trial diverged.
 
         `chance` is the loss before training when it is known (not a population's guess);
-        `update_ratio` the trial's ||dw|| / ||w|| when it reports one.
+        `update_ratio` the trial's ||dw|| / ||w|| when it reports one; `train_loss` its training
+        loss: a net whose training loss falls below `chance` is not dead, even when its
+        validation loss never does (that is overfitting, the overfitting rule's business).
         """
         if not math.isfinite(loss):
             return Verdict(STOP, StopReason.DIVERGED, f"loss is {loss} (P5: lower the LR)")
         if state.first is None:
             state.first = loss
+        if train_loss is not None and math.isfinite(train_loss):
+            state.lowest_train = min(state.lowest_train, train_loss)
         stalled = self._stalled(state, loss, chance, update_ratio)
         if stalled is not None:
             return stalled
@@ -151,7 +157,13 @@ class DivergenceRule:
             state.peak_update_ratio = max(state.peak_update_ratio or 0.0, ratio)
         if chance is None or self.stall_reports is None or state.lowest < chance:
             return None
+        if state.lowest_train < chance:  # it learns the training set: not a dead net
+            return None
         wild = (state.peak_update_ratio or 0.0) > self.stall_update_ratio
+        if state.peak_update_ratio is not None and not wild:
+            # Updates of a healthy or tiny size: a rate too low (the plateau rule's business)
+            # or a hard problem, not a rate that blew the net up.
+            return None
         if state.reports < self.stall_reports and not (wild and state.reports >= 2):
             return None
         detail = (

@@ -45,9 +45,15 @@ def nothing_learned(summary: dict[str, Any], chance: float | None) -> str | None
     best = summary.get("best_val_loss")
     if chance is None or best is None or best < chance:
         return None
+    reasons = summary["stop_reasons"]
+    hint = (
+        "the rates may be too low: widen the lr range upwards, or run `tunepipe sanity` (P5)"
+        if set(reasons) <= {"plateau", "completed"} and not reasons.get("diverged")
+        else "lower the learning rate (P5)"
+    )
     return (
         f"no trial learned: the best val_loss {best:.4g} is not below the chance-level loss "
-        f"{chance:.4g} (stop reasons: {summary['stop_reasons']}); lower the learning rate (P5)"
+        f"{chance:.4g} (stop reasons: {reasons}); {hint}"
     )
 
 
@@ -72,6 +78,7 @@ def build_scheduler(study: StudyConfig, data: Any = None) -> Any:
             perturbation_interval=s.perturbation_interval,
             burn_in_period=s.burn_in_period,
             quantile_fraction=s.quantile_fraction,
+            max_t=s.max_epochs,
             **common,
         )
     if s.kind == "fifo":  # one rung at the end: nothing is pruned, the rules still run

@@ -134,12 +134,11 @@ class TrialOutcome:
 
         last = trial.last_result or {}
         decisions = getattr(self.scheduler, "decisions", {})
-        reason = decide_reason(
+        reason = decide_reason(  # the rule results.parquet uses: one stop reason everywhere
             last.get("stop_reason"),
             failed,
-            int(last.get("training_iteration") or 0),
-            self.max_epochs,
             decision_dict(decisions.get(trial.trial_id)),
+            int(last.get("training_iteration") or 0) >= self.max_epochs,
         )
         return {"stop_reason": reason, "best_checkpoint": best_checkpoint_path(trial)}
 
