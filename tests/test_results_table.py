@@ -40,3 +40,25 @@ def test_regression_carries_val_rmse_at_the_best_epoch():
     assert row["val_rmse"] == 14.0 and row["best_epoch"] == 2 and row["train_loss"] == 0.5
     out = summary(records, study, wall_seconds=2.0)
     assert out["best_val_rmse"] == 14.0 and out["best_val_loss"] == 0.2
+
+
+def test_a_resumed_trials_ragged_progress_csv_loses_no_epoch(tmp_path):
+    # Ray appends a resumed trial's rows under the old header even when its first new report
+    # lacks a key: a row one column short. That row is skipped in progress.csv and found whole
+    # in result.json, so every epoch is still read (a `tunepipe resume` after a time budget).
+    import json
+    from types import SimpleNamespace
+
+    import pyarrow.fs as pafs
+
+    from tunepipe.engine.results import _read_log, _reported_rows
+
+    header = "epoch,val_loss,should_checkpoint,done,training_iteration"
+    lines = [header, "1,0.9,True,False,1", "2,0.8,True,False,2", "3,0.7,False,3"]  # short
+    (tmp_path / "progress.csv").write_text("\n".join(lines) + "\n")
+    reports = [{"epoch": e, "val_loss": v, "training_iteration": e} for e, v in
+               [(1, 0.9), (2, 0.8), (3, 0.7)]]  # fmt: skip
+    (tmp_path / "result.json").write_text("".join(json.dumps(r) + "\n" for r in reports))
+    result = SimpleNamespace(filesystem=pafs.LocalFileSystem(), path=str(tmp_path))
+    assert [r["epoch"] for r in _read_log(result, "progress.csv")] == [1, 2]
+    assert [r["epoch"] for r in _reported_rows(result)] == [1, 2, 3]

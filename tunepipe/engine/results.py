@@ -232,7 +232,12 @@ def _read_log(result: Any, name: str) -> list[dict[str, Any]]:
     if name.endswith(".csv"):
         import pyarrow.csv as pacsv
 
-        return pacsv.read_csv(pa.BufferReader(data)).to_pylist() if data.strip() else []
+        # A resumed trial's first report can lack a key its earlier ones had; Ray then appends
+        # rows of another width under the old header. Those rows are skipped here: result.json,
+        # read beside it, holds every report whole.
+        skip = pacsv.ParseOptions(invalid_row_handler=lambda row: "skip")
+        table = pacsv.read_csv(pa.BufferReader(data), parse_options=skip) if data.strip() else None
+        return table.to_pylist() if table is not None else []
     return [json.loads(line) for line in data.decode().splitlines() if line.strip()]
 
 
