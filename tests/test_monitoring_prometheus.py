@@ -121,7 +121,26 @@ def slow_study(tmp_path) -> Path:
     return path
 
 
-def test_study_metrics_reach_prometheus(slow_study, tmp_path, httpserver):
+@pytest.fixture
+def no_shared_ray():
+    """This test's `tunepipe run` starts a Ray of its own, with its dashboard and job agent, as a
+    user's does. The suite's shared in-process Ray (conftest.ray_session) would hold the same
+    default agent port in this one network namespace, and the job agent would never come up
+    ("No available agent to submit job"). So the shared Ray is stopped for this test and started
+    again after it, as conftest starts it."""
+    import ray
+
+    from tunepipe.engine.session import init_ray
+
+    shared = ray.is_initialized()
+    if shared:
+        ray.shutdown()
+    yield
+    if shared:
+        init_ray(None, num_cpus=2, dashboard=False)
+
+
+def test_study_metrics_reach_prometheus(slow_study, tmp_path, httpserver, no_shared_ray):
     ray_tmp = Path(tempfile.mkdtemp(prefix="tpm", dir="/tmp"))  # short: Ray's socket paths
     (ray_tmp / "ray").mkdir()
     # Ray keeps a link to the session's discovery file in its temp folder (Ray >= 2.55).
