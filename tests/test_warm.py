@@ -75,7 +75,10 @@ def _study(folder: Path, version: int) -> Path:
 
 def _cli(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
     """tunepipe_cli with room for Ray's start on a busy 2-core machine."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ["PYTHONPATH"]])}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+    }
     cmd = [sys.executable, "-m", "tunepipe", *args]
     return subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=cwd, timeout=300)
 

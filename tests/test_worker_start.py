@@ -29,7 +29,9 @@ from tunepipe.engine.runner import run_study
 from tunepipe.engine.session import init_ray
 from tunepipe.study import parse_study
 
-init_ray(None, num_cpus=2, dashboard=False)
+# As `tunepipe run` starts it: with the study's folder (the cwd) on the workers' path, so the run
+# below finds an embedded Ray that already has its code (not a foreign live session).
+init_ray(None, num_cpus=2, dashboard=False, extra_pythonpath=[str(Path.cwd().resolve())])
 me = psutil.Process()
 
 def idle():
@@ -74,6 +76,7 @@ def test_tune_defaults_are_dropped_only_inside_and_only_when_embedded(monkeypatc
 
     before = dict(class_cache.DEFAULT_ENV_VARS)
     assert before  # Ray 2.60 sets PL_DISABLE_FORK there; if it moved, this code does nothing
+    monkeypatch.setattr(session, "_live_pythonpath", None)  # no earlier study's live session
     monkeypatch.setattr(session, "_embedded", False)
     with session.trial_actors_on_prestarted_workers():
         assert class_cache.DEFAULT_ENV_VARS == before  # a cluster: Tune's behaviour

@@ -134,7 +134,8 @@ def resume_study(
     if note is not None:  # a finished study: nothing to resume, nothing changed
         return RunOutcome(loc.display, loc.read_json("summary.json"), note=note)
     study_dir = (study_dir or recorded_study_dir(loc, RUN_FILE)).resolve()
-    if not has_trials(loc):  # resuming would repeat whatever stopped it
+    budgeted = loc.exists("summary.json") and "ended_by" in loc.read_json("summary.json")
+    if not has_trials(loc) and not budgeted:  # resuming would repeat whatever stopped it
         raise RunDirError(
             f"{loc.display}: the study stopped before its first trial reported, so there is "
             "nothing to resume; correct the study file and start it with `tunepipe run STUDY` "
