@@ -125,7 +125,9 @@ def resume_and_check(run: Path, epochs: int, trials: int) -> dict[str, list[int]
         if on_disk.get(trial) == epochs:
             # Finished before the interrupt (its last checkpoint is on disk, even where Ray's log
             # lost that epoch's report): kept, not re-run. history.parquet has the epoch anyway.
-            assert not new, (trial, seq)
+            # Nothing is re-trained. Where Ray's log lost the last report, the trial reports
+            # that epoch once more from its checkpoint (loop.run_trial), without training it.
+            assert new in ([], [epochs]), (trial, seq)
         else:
             assert seq and seq[-1] == epochs, (trial, seq)  # every other trial finished now
             # The first epoch after resume follows the newest checkpoint on disk: nothing is
