@@ -37,19 +37,25 @@ def tune_default_env_vars() -> dict[str, str] | None:
     return found
 
 
+def _restored(tuner: Any, config: str, field: str, caller: str) -> Any:
+    """`tuner._local_tuner.<config>.<field>`: where Ray 2.60 keeps what a restored Tuner runs
+    with; a loud error naming `caller` if Ray moves it."""
+    try:
+        return getattr(getattr(tuner._local_tuner, config), field)
+    except AttributeError as exc:
+        raise RuntimeError(
+            f"This Ray version keeps a restored Tuner's {config} elsewhere "
+            f"({exc}); tunepipe.engine.ray_private.{caller} needs updating."
+        ) from exc
+
+
 def restored_scheduler(tuner: Any) -> Any:
     """The scheduler a `Tuner.restore`d tuner will run with (unpickled from its tuner.pkl).
 
     `Tuner.restore` takes no scheduler and Ray offers no accessor, yet the decisions tunepipe
     writes (stop reasons, decays) live on that object, so it is read where Tune keeps it.
     """
-    try:
-        return tuner._local_tuner._tune_config.scheduler
-    except AttributeError as exc:
-        raise RuntimeError(
-            "This Ray version keeps a restored Tuner's scheduler elsewhere "
-            f"({exc}); tunepipe.engine.ray_private.restored_scheduler needs updating."
-        ) from exc
+    return _restored(tuner, "_tune_config", "scheduler", "restored_scheduler")
 
 
 def restored_stop(tuner: Any) -> Any:
@@ -58,22 +64,10 @@ def restored_stop(tuner: Any) -> Any:
     Like the scheduler, it comes back from tuner.pkl and Ray offers no accessor; a resume that
     changes a budget changes it on this object.
     """
-    try:
-        return tuner._local_tuner._run_config.stop
-    except AttributeError as exc:
-        raise RuntimeError(
-            "This Ray version keeps a restored Tuner's run config elsewhere "
-            f"({exc}); tunepipe.engine.ray_private.restored_stop needs updating."
-        ) from exc
+    return _restored(tuner, "_run_config", "stop", "restored_stop")
 
 
 def restored_callbacks(tuner: Any) -> list:
     """The callbacks (`RunConfig.callbacks`) a `Tuner.restore`d tuner will run with: they come
     back from tuner.pkl too, and the progress view must ask the restored scheduler."""
-    try:
-        return list(tuner._local_tuner._run_config.callbacks or [])
-    except AttributeError as exc:
-        raise RuntimeError(
-            "This Ray version keeps a restored Tuner's run config elsewhere "
-            f"({exc}); tunepipe.engine.ray_private.restored_callbacks needs updating."
-        ) from exc
+    return list(_restored(tuner, "_run_config", "callbacks", "restored_callbacks") or [])
