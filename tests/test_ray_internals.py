@@ -104,3 +104,24 @@ def test_pbt_hooks_playbook_pbt_overrides_are_still_called() -> None:
     pbt = PlaybookPBT({"lr": {"type": "loguniform", "low": 1e-4, "high": 1e-1}}, metric="m",
                       mode="min")  # fmt: skip
     assert isinstance(pbt._trial_state, dict), "PopulationBasedTraining._trial_state moved"
+
+
+def test_callback_usage_tag_counts_as_ray_does_without_importing_integrations() -> None:
+    # engine/tuner.py: Tune's tag_callbacks imports Ray's MLflow and W&B integrations (1.2 s of
+    # the driver with them installed) only to compare classes; tunepipe counts by name instead.
+    from ray.air._internal import usage
+    from ray.air.integrations.mlflow import MLflowLoggerCallback
+    from ray.tune import Callback
+    from ray.tune.logger import CSVLoggerCallback, LoggerCallback
+
+    from tunepipe.engine.ray_private import callback_usage_without_imports
+
+    _source_calls(usage.tag_callbacks, "_count_callbacks(")
+    callbacks = [CSVLoggerCallback(), Callback(), LoggerCallback(), object()]
+    callbacks.append(MLflowLoggerCallback())
+    expected = dict(usage._count_callbacks(callbacks))
+    original = usage._count_callbacks
+    with callback_usage_without_imports():
+        assert usage._count_callbacks is not original
+        assert dict(usage._count_callbacks(callbacks)) == expected
+    assert usage._count_callbacks is original

@@ -23,7 +23,7 @@ def test_the_restored_copy_is_removed_after_the_trial(tmp_path, monkeypatch, end
         return "completed"
 
     monkeypatch.setattr(trainable, "restore_point", lambda given: str(copy))
-    monkeypatch.setattr(trainable, "run_trial", fake_run_trial)
+    monkeypatch.setattr("tunepipe.train.loop.run_trial", fake_run_trial)  # imported at call
     monkeypatch.setattr("ray.tune.get_checkpoint", lambda: None)
 
     class Study:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import psutil
 import pytest
 
 from tests.conftest import REPO
@@ -73,6 +75,28 @@ def _study(folder: Path, version: int) -> Path:
     return study
 
 
+def _builtin_study(folder: Path) -> Path:
+    folder.mkdir()
+    study = folder / "study.yaml"
+    study.write_text(
+        "name: b\ntask: classification\ndata: {source: digits, label: label}\n"
+        "model: {kind: mlp, depth: 1}\nnum_samples: 1\nresources: {cpu: 1}\n"
+        "search_space: {lr: {type: grid, values: [0.01, 0.001]}}\n"
+        "scheduler: {kind: fifo, max_epochs: 2}\nplaybook: {sanity: false}\n"
+    )
+    return study
+
+
+def _idle_ray_workers() -> set[int]:
+    """Pids of Ray worker processes bound to no job yet (their title is ray::IDLE)."""
+    found = set()
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        cmd = proc.info["cmdline"] or []
+        if cmd and cmd[0].startswith("ray::IDLE"):
+            found.add(proc.info["pid"])
+    return found
+
+
 def _cli(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
     """tunepipe_cli with room for Ray's start on a busy 2-core machine."""
     env = {
@@ -100,6 +124,18 @@ def test_run_joins_the_warm_ray_with_each_studys_own_code(state, tmp_path):
         assert holder is not None and "warm Ray started" in up.stdout
         again = _cli("up")
         assert "already up" in again.stdout and warm.current() == holder
+        # A built-in model needs none of the study's folders on the workers, so its trials take
+        # the workers `up` prestarted with torch imported instead of booting fresh ones.
+        idle = _idle_ray_workers()
+        builtin = _builtin_study(tmp_path / "builtin")
+        done = _cli("run", str(builtin), "--storage", str(tmp_path / "r0"), cwd=builtin.parent)
+        assert done.returncode == 0, done.stderr[-2000:]
+        trial_pids = {
+            int(row["pid"])
+            for f in (tmp_path / "r0").glob("*/*/progress.csv")
+            for row in csv.DictReader(f.open())
+        }
+        assert trial_pids and trial_pids <= idle, (trial_pids, idle)
         first = _run(_study(tmp_path, 10), tmp_path / "r1")
         assert first["ray"] == "warm" and "using the warm Ray" in first["stderr"]
         assert first["best_score"] == pytest.approx(10.0)

@@ -41,7 +41,7 @@ def use_token_auth(path: Path | None = None) -> Path:
 # import these as they boot (its `preload_python_modules` setting), and the ones it prestarts are
 # ready before Tune asks for them: `tunepipe run` starts Ray before the sanity stage, which then
 # overlaps the imports. torch._dynamo is imported by the first optimizer a process builds.
-PRELOAD_MODULES = ["tunepipe.train.trainable", "torch._dynamo"]
+PRELOAD_MODULES = ["tunepipe.train.trainable", "tunepipe.train.loop", "torch._dynamo"]
 
 _embedded = False  # whether this process started the Ray it is connected to
 _live_pythonpath: str | None = None  # folders the workers of an already-running Ray lack

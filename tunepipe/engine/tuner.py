@@ -32,7 +32,12 @@ def fit(
 
     from tunepipe.engine.progress import reconnect_progress
     from tunepipe.engine.quiet import quiet_ray
-    from tunepipe.engine.ray_private import restored_callbacks, restored_scheduler, restored_stop
+    from tunepipe.engine.ray_private import (
+        callback_usage_without_imports,
+        restored_callbacks,
+        restored_scheduler,
+        restored_stop,
+    )
     from tunepipe.engine.schedule import build_scheduler
     from tunepipe.engine.session import trial_actors_on_prestarted_workers
 
@@ -62,6 +67,7 @@ def fit(
     with (
         graceful_signals() as received,
         trial_actors_on_prestarted_workers(),
+        callback_usage_without_imports(),
         _env_var("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1"),
     ):
         try:

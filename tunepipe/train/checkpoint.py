@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:  # torch is imported where a checkpoint is written or read, not to list them
+    import torch
 
 STATE_FILE = "state.pt"
 META_FILE = "meta.json"
@@ -26,6 +27,8 @@ def save(
     extra: dict[str, Any] | None = None,
 ) -> None:
     """Write a checkpoint folder: state.pt (tensors) and meta.json (plain, readable settings)."""
+    import torch
+
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     state = {
@@ -42,6 +45,8 @@ def save(
 
 def load(directory: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """Return (state, meta) of a checkpoint folder."""
+    import torch
+
     directory = Path(directory)
     # Tensors, numbers and plain containers only: loading a checkpoint never runs code.
     state = torch.load(directory / STATE_FILE, map_location="cpu", weights_only=True)
