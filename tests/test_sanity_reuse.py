@@ -34,8 +34,10 @@ def check(tmp_path, name: str, **over):
 def test_the_same_content_reuses_the_stage_and_its_files(tmp_path, counted):
     first, _ = check(tmp_path, "a")
     assert first.passed and counted == ["a"]
-    # Another name, trial count and storage: what the checks do not read.
-    again, loc = check(tmp_path, "b", num_samples=7)
+    # Another name, trial count, time budget and monitoring: what the checks do not read.
+    again, loc = check(
+        tmp_path, "b", num_samples=7, budget={"time": "1h"}, monitoring={"metrics": False}
+    )
     assert counted == ["a"]
     assert any("reused" in n for n in again.notes)
     assert [c.to_json() for c in again.checks] == [c.to_json() for c in first.checks]

@@ -1,7 +1,8 @@
 """Reusing a passed sanity stage when the study's content has not changed.
 
 The checks read the data, the model, the training settings, the search space and the playbook
-settings; not the study's name, storage, trial count or resources. A passed result is kept under
+settings; not the study's name, storage, trial count, resources, searcher, budget, target,
+warm start, trackers or monitoring. A passed result is kept under
 ~/.tunepipe/cache/sanity/ (TUNEPIPE_CACHE overrides the folder) keyed by a hash of what the checks
 read: those study fields, the prepared split's bytes and tunepipe's version. The next run of the
 same content copies its sanity.json and plots instead of re-running it. A failed result is never
@@ -22,7 +23,10 @@ from typing import Any
 from tunepipe.playbook.result import SanityResult
 
 # What the checks do not read: changing these reuses the stage.
-NOT_READ = {"name", "storage", "num_samples", "resources", "max_failures", "tensorboard"}
+NOT_READ = {
+    "schema_ref", "name", "storage", "num_samples", "resources", "max_failures", "tensorboard",
+    "trackers", "monitoring", "search", "budget", "target", "warm_start",
+}  # fmt: skip
 RESULT_FILE = "result.pkl"
 
 
