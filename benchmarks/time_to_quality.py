@@ -10,7 +10,8 @@ split rows, space, epoch budget and, for the Ray methods, the same sampled confi
 - Optuna TPE + successive halving, n_jobs=2, one torch thread each;
 - full random search: every trial to max epochs, 2 processes, no Ray.
 
-The method order rotates per seed; walls are medians over seeds with min–max spread; tunepipe's
+Every tunepipe run starts with an empty sanity cache (it pays its sanity stage, as a study run
+for the first time does). The method order rotates per seed; walls are medians over seeds with min–max spread; tunepipe's
 phases (summary.json) are printed apart. ASHA's defaults were chosen on seeds 0–2, so the
 default seeds are 3, 4 and 5. Run inside a private network namespace:
 
@@ -126,6 +127,9 @@ def run_method(method: Method, folder: Path, seed: int, args: argparse.Namespace
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+        # Every tunepipe run pays its sanity stage: none reuses another method's (or an earlier
+        # benchmark's) result, so no wall depends on the order the methods ran in.
+        "TUNEPIPE_CACHE": str(folder / "cache"),
     }
 
     def call(cmd: list[str]) -> subprocess.CompletedProcess:

@@ -85,3 +85,19 @@ def test_own_model_code_is_always_checked_again():
     raw = study_dict(trainable="m:objective")
     del raw["model"], raw["data"]
     assert content_key(parse_study(raw), None) is None
+
+
+def test_a_passed_stage_can_write_its_files_later(tmp_path, counted):
+    # tunepipe run draws the plots beside the search (engine/runner.py): the stage hands over
+    # the writing, and nothing is written or kept until it runs.
+    study = parse_study(study_dict(name="later"))
+    data = load_data(study.data, study.task, study.seed)
+    loc = locate(str(tmp_path), "later")
+    deferred = []
+    _, result = stage.sanity_stage(study, data, loc, progress=False, defer=deferred.append)
+    assert result.passed and len(deferred) == 1
+    assert not loc.exists("sanity.json") and not loc.exists("sanity_lr_range.png")
+    deferred[0]()
+    assert loc.exists("sanity.json") and loc.exists("sanity_lr_range.png")
+    again, _ = check(tmp_path, "b")  # kept once written: the next run reuses it
+    assert counted == ["later"] and any("reused" in n for n in again.notes)

@@ -88,15 +88,16 @@ def run_study(
     # The sanity stage (and its torch import) runs beside Ray's start, which mostly waits for
     # Ray's processes; Ray's workers boot and import torch (session.PRELOAD_MODULES) meanwhile,
     # so the first trials start at once. A failed check is raised once Ray is up.
+    later: list = []  # the sanity stage's plots, drawn beside the search
     with clock.phase("ray_start_and_sanity"):
-        sanity = beside(lambda: _sanity(study, data, loc, progress), "sanity")
+        sanity = beside(lambda: _sanity(study, data, loc, progress, later), "sanity")
         started_ray = _start_ray(paths, address, num_cpus, loc, shared_storage, fresh)
         study, clock.beside["sanity"] = sanity()
         _check_resources(study)  # a GPU study never runs silently on CPUs
     # Written before the search, not after: a study killed midway must be resumable.
     loc.write_text(STUDY_FILE, yaml.safe_dump(study.model_dump(mode="json"), sort_keys=False))
     loc.write_json(RUN_FILE, {**run_record(study_dir), "versions": versions()})
-    return _search(study, data, loc, progress, clock, started_ray, "run")
+    return _search(study, data, loc, progress, clock, started_ray, "run", later=later)
 
 
 def resume_study(
@@ -170,8 +171,10 @@ def _search(
     kind: str,
     restore: bool = False,
     budget: float | None = None,
+    later: list | None = None,
 ) -> RunOutcome:
-    """Search, then write the outputs; each session's time is recorded (wall_seconds sums them)."""
+    """Search, then write the outputs; each session's time is recorded (wall_seconds sums them).
+    `later`: joins of work started beside the search (the sanity plots), waited for after it."""
     from tunepipe.engine.sessions import record_session
 
     torch_ready = _import_torch_beside(data)
@@ -181,8 +184,12 @@ def _search(
                 study, data, loc, progress, restore=restore, budget=budget
             )
     except Interrupted as exc:
+        for join in later or []:
+            join()  # an interrupted study keeps its sanity plots too
         record_session(loc, kind, clock.elapsed(), signal.Signals(exc.signum).name)
         raise
+    for join in later or []:
+        clock.beside["sanity_plots"] = join()[1]
     if torch_ready is not None:
         clock.beside["torch_import"] = torch_ready()[1]
     return write_outputs(study, data, loc, grid, scheduler, clock, started_ray, limits, kind)
@@ -263,10 +270,17 @@ def _user_paths(study: StudyConfig, study_dir: Path) -> list[str]:
     return paths if user_code else []
 
 
-def _sanity(study: StudyConfig, data: Any, loc: RunLocation, progress: bool) -> StudyConfig:
+def _sanity(
+    study: StudyConfig, data: Any, loc: RunLocation, progress: bool, later: list
+) -> StudyConfig:
     """P1/P5: check before searching (raises SanityFailed on a failed check); resolves `lr: auto`
-    and hands the measured loss before training to the divergence rule as its reference."""
-    study, result = sanity_stage(study, data, loc, progress=progress)
+    and hands the measured loss before training to the divergence rule as its reference. A
+    passed stage's plots are drawn beside the search: their joins go to `later`."""
+
+    def defer(fn: Any) -> None:
+        later.append(beside(fn, "sanity_plots"))
+
+    study, result = sanity_stage(study, data, loc, progress=progress, defer=defer)
     if result is None or data is None or study.stopping.initial_loss is not None:
         return study  # P5's reference: the study's, else expected_initial_loss (schedule.py)
     reference, words = result.divergence_reference(data.chance_loss())

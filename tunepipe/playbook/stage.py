@@ -23,11 +23,20 @@ SANITY_SUFFIX = ".sanity"  # `tunepipe sanity` writes beside the run folder, nev
 
 
 def sanity_stage(
-    study: StudyConfig, data: Any, loc: RunLocation, *, progress: bool = True, console: Any = None
+    study: StudyConfig,
+    data: Any,
+    loc: RunLocation,
+    *,
+    progress: bool = True,
+    console: Any = None,
+    defer: Any = None,
 ) -> tuple[StudyConfig, SanityResult | None]:
     """The first stage of `tunepipe run`: check, write sanity.json + plots into the run folder,
     stop the study (SanityFailed, exit 1) on a failed check, resolve `lr: auto`.
 
+    `defer(fn)`: how a passed stage's files are written off the critical path (the plots take
+    1.5 s and nothing before the report reads them): the runner runs fn in a thread beside the
+    search and waits for it, and its errors, before the outputs. A failed stage writes them here.
     Returns the study to search (lr resolved) and the result (None when playbook.sanity is off).
     """
     if not study.playbook.sanity:
@@ -38,7 +47,10 @@ def sanity_stage(
     result = reuse.load(key, loc)  # the same content passed before: its result and files
     if result is None:
         result = run_sanity(study, data)
-        reuse.keep(key, result, loc, write_outputs(result, loc))
+        if defer is not None and result.passed:
+            defer(lambda: reuse.keep(key, result, loc, write_outputs(result, loc)))
+        else:
+            reuse.keep(key, result, loc, write_outputs(result, loc))
     if progress:
         print_table(result, console)
     if not result.passed:
