@@ -11,9 +11,9 @@ split rows, space, epoch budget and, for the Ray methods, the same sampled confi
 - full random search: every trial to max epochs, 2 processes, no Ray.
 
 Every tunepipe run starts with an empty sanity cache (it pays its sanity stage, as a study run
-for the first time does). The method order rotates per seed; walls are medians over seeds with min–max spread; tunepipe's
-phases (summary.json) are printed apart. ASHA's defaults were chosen on seeds 0–2, so the
-default seeds are 3, 4 and 5. Run inside a private network namespace:
+for the first time does). The method order rotates per seed; walls are medians over seeds with
+min–max spread; tunepipe's phases (summary.json) are printed apart. ASHA's defaults were
+chosen on seeds 0–2, so the default seeds are 3, 4 and 5. Run inside a private network namespace:
 
     unshare -rn sh -c 'ip link set lo up && python benchmarks/time_to_quality.py'
 
