@@ -25,30 +25,50 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-SETTINGS = [(2, 3), (1, 3), (1, 4), (2, 4), (1, 2.5)]
+# (grace period, reduction factor, what the rungs compare: each trial's latest report, as Ray's
+# ASHA does, or its best validation loss so far, the best-epoch checkpoint tunepipe keeps)
+SETTINGS = [
+    (2, 3, "latest"), (1, 3, "latest"), (1, 4, "latest"), (2, 4, "latest"), (1, 2.5, "latest"),
+    (1, 3, "best"), (1, 4, "best"),
+]  # fmt: skip
+
+
+def digits_study(seed: int, trials: int, max_epochs: int, name: str, **over: object):
+    """examples/digits.yaml with the seed, trial count and epoch budget (time_to_quality's)."""
+    import yaml
+
+    from tunepipe.study import parse_study
+
+    raw = yaml.safe_load((ROOT / "examples" / "digits.yaml").read_text())
+    raw.update(seed=seed, num_samples=trials, name=name, **over)
+    raw["scheduler"] = {**raw["scheduler"], "max_epochs": max_epochs}
+    return parse_study(raw)
 
 
 def record(seed: int, trials: int, max_epochs: int, storage: str) -> str:
-    """A full-budget random search's history.parquet (every trial runs max_epochs)."""
-    from time_to_quality import full_budget, study
-
+    """A full-budget random search's history.parquet: every trial runs max_epochs (FIFO, no
+    playbook rule, no sanity stage), with the configurations tunepipe samples for the seed."""
     from tunepipe.engine.runner import run_study
 
-    off = {"sanity": False}
-    s = study(seed, trials, max_epochs, f"rnd{seed}", playbook=off, **full_budget(max_epochs))
+    s = digits_study(
+        seed, trials, max_epochs, f"rnd{seed}",
+        playbook={"sanity": False},
+        scheduler={"kind": "fifo", "max_epochs": max_epochs},
+        stopping={"divergence": None, "overfitting": None, "plateau": None},
+    )  # fmt: skip
     return f"{run_study(s, storage=storage, progress=False).run_dir}/history.parquet"
 
 
-def replay(curves: dict, seed: int, trials: int, max_epochs: int, grace: int, rf: float) -> list:
+def replay(
+    curves: dict, seed: int, trials: int, max_epochs: int, grace: int, rf: float, rung: str
+) -> list:
     """(best ÷ full search's best, epochs) for six arrival orders near the trials' id order."""
-    from time_to_quality import study
-
     from tunepipe.data import load_data
     from tunepipe.engine.schedule import build_judge
     from tunepipe_schedulers.ray_asha import PlaybookASHA
     from tunepipe_schedulers.simulate import simulate
 
-    s = study(seed, trials, max_epochs, "replay")
+    s = digits_study(seed, trials, max_epochs, "replay")
     data = load_data(s.data, s.task, s.seed)
     ref = min(v for c in curves.values() for v in c["val_loss"] if not math.isnan(v))
     ids, out = sorted(curves), []
@@ -64,6 +84,7 @@ def replay(curves: dict, seed: int, trials: int, max_epochs: int, grace: int, rf
                 max_t=max_epochs,
                 grace_period=grace,
                 reduction_factor=rf,
+                rung_on_best=rung == "best",
             ),  # fmt: skip
             concurrency=2,
         )
@@ -87,15 +108,16 @@ def main() -> None:
     full = args.trials * args.max_epochs
     print(f"\ndigits, {args.trials} trials, max {args.max_epochs} epochs ({full} at full budget);"
           " medians over 6 arrival orders: best ÷ full search's best, epochs")  # fmt: skip
-    print(f"{'grace':>5} {'rf':>4} " + " ".join(f"{'seed ' + str(s):>16}" for s in args.seeds))
-    for grace, rf in SETTINGS:
+    print(f"{'grace':>5} {'rf':>4} {'rungs':>6} "
+          + " ".join(f"{'seed ' + str(s):>16}" for s in args.seeds))  # fmt: skip
+    for grace, rf, rung in SETTINGS:
         cells = []
         for s in args.seeds:
-            runs = replay(curves[s], s, args.trials, args.max_epochs, grace, rf)
+            runs = replay(curves[s], s, args.trials, args.max_epochs, grace, rf, rung)
             ratio = statistics.median(r for r, _ in runs)
             epochs = statistics.median(e for _, e in runs)
             cells.append(f"{ratio:7.3f} {epochs:6.0f} ep")
-        print(f"{grace:>5} {rf:>4} " + " ".join(f"{c:>16}" for c in cells))
+        print(f"{grace:>5} {rf:>4} {rung:>6} " + " ".join(f"{c:>16}" for c in cells))
 
 
 if __name__ == "__main__":

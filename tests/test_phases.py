@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.conftest import REPO
 from tunepipe.config import SchedulerConfig
@@ -78,9 +79,16 @@ def test_no_report_for_a_remote_run_folder(monkeypatch):
 
 def test_digits_example_uses_the_measured_asha_defaults():
     study = load_study(REPO / "examples" / "digits.yaml")
-    defaults = SchedulerConfig()
-    assert study.scheduler.grace_period == defaults.grace_period == 1
+    defaults = SchedulerConfig(max_epochs=study.scheduler.max_epochs)
+    raw = yaml.safe_load((REPO / "examples" / "digits.yaml").read_text())
+    assert "grace_period" not in raw["scheduler"]  # the example takes the default
+    assert study.scheduler.grace_period == defaults.grace_period == 2  # max_epochs 20 // 10
     assert study.scheduler.reduction_factor == defaults.reduction_factor
+    # A tenth of the budget, at least one epoch; a given grace period is kept.
+    assert [SchedulerConfig(max_epochs=n).grace_period for n in (1, 3, 19, 20, 100)] == [
+        1, 1, 1, 2, 10,
+    ]  # fmt: skip
+    assert SchedulerConfig(max_epochs=20, grace_period=1).grace_period == 1
 
 
 @pytest.mark.ray

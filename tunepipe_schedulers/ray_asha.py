@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 from typing import Any, NamedTuple
 
 from ray.tune.experiment import Trial
@@ -41,7 +42,7 @@ from ray.tune.schedulers.trial_scheduler import TrialScheduler
 from tunepipe_schedulers.cutoffs import SortedRung
 from tunepipe_schedulers.judge import PlaybookJudge
 from tunepipe_schedulers.reasons import StopReason
-from tunepipe_schedulers.rules import DECAY_LR, STOP
+from tunepipe_schedulers.rules import DECAY_LR, STOP, as_loss
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +89,7 @@ class PlaybookASHA(AsyncHyperBandScheduler):
         reduction_factor: float = 4,
         brackets: int = 1,
         stop_last_trials: bool = True,
+        rung_on_best: bool = False,
     ) -> None:
         super().__init__(
             time_attr, metric, mode, max_t, grace_period, reduction_factor, brackets,
@@ -98,6 +100,7 @@ class PlaybookASHA(AsyncHyperBandScheduler):
             for s in range(brackets)
         ]
         self.judge = judge if judge is not None else PlaybookJudge()
+        self.rung_on_best = rung_on_best
         self.lr_config_key = self.judge.lr_key = lr_config_key
         self.decisions: dict[str, StopRecord] = {}
         self._resume_first: set[str] = set()  # decayed trials, paused until resumed
@@ -115,7 +118,7 @@ class PlaybookASHA(AsyncHyperBandScheduler):
             self._num_stopped += 1
             self._record(trial, decision.reason, decision.detail, decision.best_epoch)
             return TrialScheduler.STOP
-        action = super().on_trial_result(tune_controller, trial, result)
+        action = super().on_trial_result(tune_controller, trial, self._rung_result(trial, result))
         if action == TrialScheduler.STOP:
             done = epoch >= self._max_t and self._stop_last_trials
             reason = StopReason.COMPLETED if done else StopReason.PRUNED
@@ -125,6 +128,18 @@ class PlaybookASHA(AsyncHyperBandScheduler):
         if decision.action == DECAY_LR:
             return self._decay(trial, decision.factor)
         return action
+
+    def _rung_result(self, trial: Trial, result: dict) -> dict:
+        """What Ray's rungs compare: the report itself, or with `rung_on_best` the trial's best
+        validation loss so far (the best-epoch checkpoint it keeps, P6), so one noisy epoch at
+        a rung does not prune a trial whose best model is good. Only when ASHA ranks the
+        judge's own validation loss; a non-finite best leaves the report as it is."""
+        if not self.rung_on_best or self._metric != self.judge.keys.val_loss:
+            return result
+        state = self.judge.states.get(trial.trial_id)
+        if state is None or not math.isfinite(state.best):
+            return result
+        return {**result, self._metric: as_loss(state.best, self._mode)}
 
     def _decay(self, trial: Trial, factor: float | None) -> str:
         """Scale the trial's lr and pause it, so Ray checkpoints it and restarts it with it."""
