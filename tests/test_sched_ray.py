@@ -98,6 +98,28 @@ def test_asha_promotions_match_rays_asha_on_random_curves():
     assert acts[ours] == acts[ray] and "STOP" in acts[ours]
 
 
+@pytest.mark.parametrize("rung_on_best, last", [(False, "STOP"), (True, "CONTINUE")])
+def test_asha_rungs_can_compare_each_trials_best_loss(rung_on_best, last):
+    # Trial a's best so far (0.2) beats b's 0.4 at the rung; its latest report (0.9) does not.
+    s = PlaybookASHA(
+        judge=PlaybookJudge(None, None, None),
+        metric="val_loss",
+        mode="min",
+        max_t=8,
+        grace_period=1,
+        reduction_factor=2,
+        rung_on_best=rung_on_best,
+    )
+    a, b = FakeTrial("a"), FakeTrial("b")
+    s.on_trial_add(None, a)
+    s.on_trial_add(None, b)
+    actions = [
+        s.on_trial_result(None, t, {"training_iteration": epoch, "val_loss": v})
+        for t, epoch, v in [(b, 1, 0.5), (b, 2, 0.4), (a, 1, 0.2), (a, 2, 0.9)]
+    ]
+    assert actions == ["CONTINUE", "CONTINUE", "CONTINUE", last]
+
+
 def test_asha_rule_stop_is_recorded_with_reason():
     s = PlaybookASHA(judge=PlaybookJudge(initial_loss=2.3), metric="val_loss", mode="min")
     t = FakeTrial("t")
