@@ -29,7 +29,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 # ASHA does, or its best validation loss so far, the best-epoch checkpoint tunepipe keeps)
 SETTINGS = [
     (2, 3, "latest"), (1, 3, "latest"), (1, 4, "latest"), (2, 4, "latest"), (1, 2.5, "latest"),
-    (1, 3, "best"), (1, 4, "best"),
+    (1, 3, "best"), (1, 4, "best"), (2, 3, "best"), (2, 4, "best"), (2, 5, "latest"),
+    (2, 5, "best"), (3, 3, "latest"),
 ]  # fmt: skip
 
 
