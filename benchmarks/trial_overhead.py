@@ -36,12 +36,14 @@ sys.path.insert(0, {bench!r})
 from trivial import train
 
 ray.init(log_to_driver=False)
-tune.Tuner(
+grid = tune.Tuner(
     train,
     param_space={{"x": tune.uniform(0, 1)}},
     tune_config=tune.TuneConfig(num_samples={n}, reuse_actors={reuse}),
     run_config=tune.RunConfig(storage_path={storage!r}, name="plain", verbose=0),
 ).fit()
+if grid.errors or len(grid) != {n}:  # a failed trial is not a fast one
+    sys.exit(f"{{len(grid.errors)}} of {{len(grid)}} trials failed: {{grid.errors[:1]}}")
 """
 
 
@@ -88,7 +90,11 @@ def main() -> None:
     args = ap.parse_args()
     env = {
         **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+        # The plain scripts' Ray workers import trivial.py from benchmarks/, as tunepipe's do
+        # through the study's code_dir.
+        "PYTHONPATH": os.pathsep.join(
+            [str(ROOT), str(ROOT / "benchmarks"), os.environ.get("PYTHONPATH", "")]
+        ),
     }
     times: dict[str, list[float]] = {}
     for i in range(args.repeats):
