@@ -113,3 +113,21 @@ def test_summary_records_every_phase_of_a_study(ray_session, tmp_path):
     assert summary["wall_seconds"] == pytest.approx(sum(phases.values()), abs=0.1)
     assert Path(outcome.run_dir, "report.html").exists()
     assert ray_session.is_initialized()  # the shared session was not this run's to stop
+
+
+def test_the_driver_imports_torch_only_where_it_needs_it():
+    # docs/speed.md: on a warm Ray with the sanity stage reused, handing the trainable to Tune,
+    # listing checkpoints and writing results must not import torch (1.6 s of the driver).
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import tunepipe.engine.runner, tunepipe.engine.tuner, tunepipe.engine.outputs\n"
+        "import tunepipe.engine.results, tunepipe.train.checkpoint\n"
+        "from tunepipe.train.trainable import tune_trainable, restore_point\n"
+        "from tunepipe.engine.tuner import _trainable\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 0, done.stderr[-2000:]
