@@ -406,3 +406,13 @@ def test_section_ids_are_the_documented_ones() -> None:
     doc = (Path(__file__).resolve().parents[1] / "docs" / "report.md").read_text()
     table = doc.split("| id | section | reads |", 1)[1].split("\n\n", 1)[0]
     assert SECTION_IDS == tuple(re.findall(r"^\| `([\w-]+)` \|", table, re.M))
+
+
+def test_stop_reason_counts_are_drawn_on_whole_trial_ticks(tmp_path, monkeypatch):
+    from tunepipe.report import plots
+
+    drawn = []
+    monkeypatch.setattr(plots, "save", lambda fig, path: drawn.append(fig) or path)
+    plots.plot_stop_reasons({"pruned": 18, "overfitting": 1, "completed": 1}, tmp_path / "s.png")
+    ticks = drawn[0].axes[0].get_xticks()
+    assert len(ticks) > 2 and all(float(t).is_integer() for t in ticks)  # no half a trial

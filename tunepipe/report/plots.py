@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
 
 from tunepipe.report.rundir import (
     Columns,
@@ -174,6 +175,7 @@ def plot_stop_reasons(counts: dict[str, int], path: Path) -> Path | None:
     for y, v in enumerate(values):
         ax.text(v, y, f" {v}", va="center", fontsize=9)
     ax.set_xlabel("trials", fontsize=9)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # there is no half a trial
     ax.set_xlim(0, max(values) * 1.15)
     tidy(ax)
     ax.grid(False, axis="y")
