@@ -115,11 +115,15 @@ def test_mlflow_store_holds_one_run_per_trial_with_its_history(study_run):
 
 
 def test_offline_wandb_folder_holds_one_run_per_trial_with_its_history(study_run):
-    _, results, history, env = study_run
+    run_dir, results, history, env = study_run
     runs = [read_wandb_run(p) for p in glob.glob(f"{env['WANDB_DIR']}/wandb/offline-run-*/*.wandb")]
     trials = {r["config"].get("trial_id"): r for r in runs if r["job_type"] != "study"}
     studies = [r for r in runs if r["job_type"] == "study"]
-    assert set(trials) == {r["trial_id"] for r in results}
+    # Seen once in 4 full runs (2026-11-28): one trial's run held no trial_id (no result reached
+    # it). Say enough to tell a retried trial from an unflushed file next time.
+    seen = [(r["config"].get("trial_id"), len(r["history"]), r["job_type"]) for r in runs]
+    decisions = (run_dir / "decisions.json").read_text()
+    assert set(trials) == {r["trial_id"] for r in results}, (seen, decisions)
     assert len(studies) == 1 and studies[0]["summary"]["n_trials"] == 4
     expected = by_trial(history)
     for row in results:
