@@ -108,15 +108,10 @@ def _save_best_model(loc: RunLocation, checkpoint_path: str) -> None:
 
 def _evaluate_test(loc: RunLocation, data: Any) -> dict[str, float]:
     """P8: the held-out test split is used once, on the best model, at the very end."""
-    return evaluate_test(loc.display, data)
-
-
-def evaluate_test(run_dir: str, data: Any) -> dict[str, float]:
-    """The best model of `run_dir` on `data`'s test split (test_loss, test_acc, ...)."""
     from tunepipe.models import task_head
     from tunepipe.predict import load_model
     from tunepipe.train.loop import evaluate, to_tensors
 
-    model = load_model(run_dir).model
+    model = load_model(loc.display).model
     head = task_head(data.task)
     return evaluate(model, head, head.loss_fn(), *to_tensors(data)["test"], data, prefix="test")

@@ -47,10 +47,11 @@ def sanity_stage(
     result = reuse.load(key, loc)  # the same content passed before: its result and files
     if result is None:
         result = run_sanity(study, data)
-        if defer is not None and result.passed:
-            defer(lambda: reuse.keep(key, result, loc, write_outputs(result, loc)))
-        else:
+
+        def write() -> None:
             reuse.keep(key, result, loc, write_outputs(result, loc))
+
+        defer(write) if defer is not None and result.passed else write()
     if progress:
         print_table(result, console)
     if not result.passed:
