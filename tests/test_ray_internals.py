@@ -125,3 +125,46 @@ def test_callback_usage_tag_counts_as_ray_does_without_importing_integrations() 
         assert usage._count_callbacks is not original
         assert dict(usage._count_callbacks(callbacks)) == expected
     assert usage._count_callbacks is original
+
+
+SHUTDOWN = """
+import json, sys, time
+import ray
+from ray._private import node
+from tunepipe.engine.ray_private import shutdown_embedded
+
+waited = {}
+kill = node.Node._kill_process_impl
+def timed(self, kind, *args, **kwargs):
+    t0 = time.perf_counter()
+    kill(self, kind, *args, **kwargs)
+    waited[kind] = time.perf_counter() - t0
+node.Node._kill_process_impl = timed
+ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
+processes = ray._private.worker._global_node.all_processes
+monitor = processes["monitor"][0].process
+shutdown_embedded()
+json.dump({"waited": waited, "monitor": monitor.returncode,
+           "alive": [k for k, ps in processes.items() for p in ps if p.process.poll() is None]},
+          sys.stdout)
+"""
+
+
+@pytest.mark.ray
+def test_shutdown_stops_the_autoscaler_monitor_first_instead_of_waiting_a_second_for_it():
+    # engine/finish.py: Ray's shutdown SIGTERMs its autoscaler monitor after the GCS is gone and
+    # waits 1 s (Node._kill_process_impl) for a process that never exits by itself then.
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    done = subprocess.run(
+        [sys.executable, "-c", SHUTDOWN], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["alive"] == [], f"Ray processes left running: {out['alive']}"
+    assert out["monitor"] == -9, "the monitor was not killed by shutdown_embedded"
+    assert out["waited"]["monitor"] < 0.2, out["waited"]  # Ray's own wait: 1.0 s

@@ -23,9 +23,9 @@ def finish_overlapped(run_dir: Any, started_ray: bool) -> dict[str, float]:
     join = beside(lambda: _report(run_dir), "report") if run_dir is not None else None
     if started_ray:
         t0 = time.perf_counter()
-        import ray
+        from tunepipe.engine.ray_private import shutdown_embedded
 
-        ray.shutdown()
+        shutdown_embedded()
         seconds["shutdown"] = round(time.perf_counter() - t0, 3)
     if join is not None:
         seconds["report"] = join()[1]

@@ -125,3 +125,30 @@ def callback_usage_without_imports() -> Iterator[None]:
         yield
     finally:
         usage._count_callbacks = original
+
+
+def shutdown_embedded() -> None:
+    """ray.shutdown() for the Ray this process started, without Ray's 1 s wait on its
+    autoscaler monitor.
+
+    Ray's shutdown stops its processes one by one with SIGTERM, the raylet and the GCS first, and
+    waits up to 1 s for each (`Node._kill_process_impl`). The monitor's SIGTERM handler then
+    reports to a GCS that is gone and never returns, so every embedded study waited the full
+    second before Ray SIGKILLed it (measured: 1.01 s of 1.1-1.45 s). SIGKILLed first, while the
+    GCS runs, it costs nothing: it keeps no state a stopping cluster needs, and Ray would kill
+    it the same way a second later. The monitor is only reached through the private
+    `ray._private.worker._global_node` (the node this process started; None when it joined a
+    running cluster, which ray.shutdown leaves running); if that moved, plain ray.shutdown().
+    """
+    import ray
+    from ray._private import ray_constants, worker
+
+    node = getattr(worker, "_global_node", None)
+    processes = getattr(node, "all_processes", None) or {}
+    monitors = processes.get(getattr(ray_constants, "PROCESS_TYPE_MONITOR", "monitor"), [])
+    for info in monitors:
+        process = getattr(info, "process", None)
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.wait()
+    ray.shutdown()
