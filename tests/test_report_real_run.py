@@ -114,7 +114,22 @@ def test_sanity_section_is_the_sanity_json(run_dir: Path, html: str) -> None:
     checks = _json(run_dir, "sanity.json")["checks"]
     shown = rows(section(html, "sanity"))
     assert [(r[0], r[1]) for r in shown] == [(c["status"], c["name"]) for c in checks]
-    assert captions(section(html, "sanity")) == ["report_lr_range.png"]
+    # The stage's own plots, embedded as drawn (not drawn again as report_lr_range.png).
+    assert captions(section(html, "sanity")) == ["sanity_lr_range.png", "sanity_overfit.png"]
+    assert not (run_dir / "report_lr_range.png").exists()
+
+
+def test_a_run_folder_without_the_sanity_plots_gets_the_lr_range_test_drawn(
+    run_dir: Path, tmp_path: Path
+) -> None:
+    from tunepipe.report.html import write_report
+
+    older = _copy(run_dir, tmp_path / "older")
+    for png in ("sanity_lr_range.png", "sanity_overfit.png"):
+        (older / png).unlink()
+    page = write_report(older).read_text()
+    assert captions(section(page, "sanity")) == ["report_lr_range.png"]
+    assert (older / "report_lr_range.png").stat().st_size > 0
 
 
 def test_every_cited_rule_links_to_its_explanation(html: str) -> None:
@@ -123,3 +138,49 @@ def test_every_cited_rule_links_to_its_explanation(html: str) -> None:
     assert linked and set(explained) == linked
     for rule in linked:
         assert explained[rule] == RULES[rule][0]
+
+
+def test_a_painter_draws_its_share_of_the_pictures_in_its_own_process(
+    run_dir: Path, tmp_path: Path
+) -> None:
+    import os
+
+    from tunepipe.report.html import PAINTER_SHARE, draw_pictures, write_report
+    from tunepipe.report.painter import painting
+
+    copy = _copy(run_dir, tmp_path / "painted")
+    with painting() as painter:
+        assert painter.pid() != os.getpid()
+        drawn = painter.run(draw_pictures, copy, PAINTER_SHARE, 5)()
+        assert set(drawn) == set(PAINTER_SHARE)
+        assert all(png.stat().st_size > 0 for png in drawn.values())
+        page = write_report(copy).read_text()
+    for sid in ("curves", "lr-history", "hyperparameters", "diagnostics", "stop-reasons"):
+        assert len(captions(section(page, sid))) == 1, sid
+    assert captions(section(page, "hyperparameters")) == ["report_hyperparameters.png"]
+
+
+def test_a_painter_that_died_costs_only_time(run_dir: Path, tmp_path: Path, capsys) -> None:
+    import os
+    import signal
+
+    from tunepipe.report.html import write_report
+    from tunepipe.report.painter import painting
+
+    copy = _copy(run_dir, tmp_path / "unpainted")
+    with painting() as painter:
+        os.kill(painter.pid(), signal.SIGKILL)
+        page = write_report(copy).read_text()
+    assert captions(section(page, "curves")) == ["report_curves.png"]
+    assert (copy / "report_hyperparameters.png").stat().st_size > 0
+    assert "the painter process died" in capsys.readouterr().err
+
+
+def _copy(run_dir: Path, dest: Path) -> Path:
+    """The run folder copied without its report, so a test sees what it draws itself."""
+    import shutil
+
+    shutil.copytree(run_dir, dest)
+    for old in [*dest.glob("report_*.png"), dest / "report.html"]:
+        old.unlink(missing_ok=True)
+    return dest

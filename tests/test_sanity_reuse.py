@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import pytest
 
 from tests.conftest import study_dict
@@ -94,10 +96,13 @@ def test_a_passed_stage_can_write_its_files_later(tmp_path, counted):
     data = load_data(study.data, study.task, study.seed)
     loc = locate(str(tmp_path), "later")
     deferred = []
-    _, result = stage.sanity_stage(study, data, loc, progress=False, defer=deferred.append)
+    _, result = stage.sanity_stage(
+        study, data, loc, progress=False, defer=lambda fn, *args: deferred.append((fn, args))
+    )
     assert result.passed and len(deferred) == 1
     assert not loc.exists("sanity.json") and not loc.exists("sanity_lr_range.png")
-    deferred[0]()
+    fn, args = pickle.loads(pickle.dumps(deferred[0]))  # as the painter process receives it
+    fn(*args)
     assert loc.exists("sanity.json") and loc.exists("sanity_lr_range.png")
     again, _ = check(tmp_path, "b")  # kept once written: the next run reuses it
     assert counted == ["later"] and any("reused" in n for n in again.notes)

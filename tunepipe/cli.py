@@ -99,21 +99,23 @@ def run(
     from tunepipe.engine.phases import process_start
     from tunepipe.engine.runner import run_study
     from tunepipe.monitoring.ray_dashboard import wire_metrics
+    from tunepipe.report.painter import painting
     from tunepipe.study import load_study
 
     wire_metrics(grafana, prometheus)
     cfg = load_study(study, [*(set_ or []), *(["playbook.sanity=false"] if no_sanity else [])])
-    outcome = run_study(
-        cfg,
-        started=process_start(),
-        study_dir=study.parent,
-        storage=storage,
-        address=address,
-        num_samples=num_samples,
-        seed=seed,
-        shared_storage=shared_storage,
-        fresh=fresh,
-    )
+    with painting():  # the plots are drawn in a second process beside this one
+        outcome = run_study(
+            cfg,
+            started=process_start(),
+            study_dir=study.parent,
+            storage=storage,
+            address=address,
+            num_samples=num_samples,
+            seed=seed,
+            shared_storage=shared_storage,
+            fresh=fresh,
+        )
     _print_outcome(outcome)
 
 
@@ -138,15 +140,18 @@ def resume(
     from tunepipe.config.search import parse_duration
     from tunepipe.engine.phases import process_start
     from tunepipe.engine.runner import resume_study
+    from tunepipe.report.painter import painting
 
-    outcome = resume_study(
-        run_dir,
-        study_dir=study_dir,
-        address=address,
-        shared_storage=shared_storage,
-        time_budget=_duration(time, parse_duration),
-        started=process_start(),
-    )
+    budget = _duration(time, parse_duration)
+    with painting():  # the report's plots are drawn in a second process beside this one
+        outcome = resume_study(
+            run_dir,
+            study_dir=study_dir,
+            address=address,
+            shared_storage=shared_storage,
+            time_budget=budget,
+            started=process_start(),
+        )
     _print_outcome(outcome)
 
 

@@ -77,7 +77,12 @@ def _draw_lr_range(ax: Any, result: SanityResult) -> bool:
     if r.suggested_range:
         ax.axvspan(*r.suggested_range, color="#009E73", alpha=0.12, label="suggested range")
     if r.suggested_lr:
-        ax.axvline(r.suggested_lr, color="#D55E00", linestyle="--", label="suggested lr")
+        ax.axvline(
+            r.suggested_lr,
+            color="#D55E00",
+            linestyle="--",
+            label=f"suggested lr = {r.suggested_lr:.3g}",
+        )
     smooth = [v for v in r.smoothed if math.isfinite(v)]
     low = min([v for v in r.losses if math.isfinite(v)] + smooth, default=0.0)
     if smooth:  # the last, diverging raw losses would flatten the rest of the curve

@@ -34,9 +34,10 @@ def sanity_stage(
     """The first stage of `tunepipe run`: check, write sanity.json + plots into the run folder,
     stop the study (SanityFailed, exit 1) on a failed check, resolve `lr: auto`.
 
-    `defer(fn)`: how a passed stage's files are written off the critical path (the plots take
-    1.5 s and nothing before the report reads them): the runner runs fn in a thread beside the
-    search and waits for it, and its errors, before the outputs. A failed stage writes them here.
+    `defer(fn, *args)`: how a passed stage's files are written off the critical path (the plots
+    take 1.5 s and nothing before the report reads them): the runner runs fn(*args) beside the
+    search (in the painter process when there is one, else a thread) and waits for it, and its
+    errors, before the outputs. A failed stage writes them here.
     Returns the study to search (lr resolved) and the result (None when playbook.sanity is off).
     """
     if not study.playbook.sanity:
@@ -47,16 +48,22 @@ def sanity_stage(
     result = reuse.load(key, loc)  # the same content passed before: its result and files
     if result is None:
         result = run_sanity(study, data)
-
-        def write() -> None:
-            reuse.keep(key, result, loc, write_outputs(result, loc))
-
-        defer(write) if defer is not None and result.passed else write()
+        if defer is not None and result.passed:
+            defer(write_and_keep, key, result, loc)
+        else:
+            write_and_keep(key, result, loc)
     if progress:
         print_table(result, console)
     if not result.passed:
         raise failure(result, loc.display)
     return resolve_auto_lr(study, result), result
+
+
+def write_and_keep(key: str | None, result: SanityResult, loc: RunLocation) -> None:
+    """Write the stage's files into the run folder and keep a passed result for reuse."""
+    from tunepipe.playbook import reuse
+
+    reuse.keep(key, result, loc, write_outputs(result, loc))
 
 
 @dataclass

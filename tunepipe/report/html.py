@@ -11,10 +11,12 @@ from __future__ import annotations
 import base64
 import math
 from collections import Counter
+from collections.abc import Callable
 from html import escape
 from pathlib import Path
 from typing import Any
 
+from tunepipe.playbook.output import LR_PLOT, OVERFIT_PLOT
 from tunepipe.report import plots
 from tunepipe.report.citations import link_rules, rules_section
 from tunepipe.report.css import CSS
@@ -57,20 +59,25 @@ def write_report(run_dir: str | Path, top_k: int = 5) -> Path:
     `top_k` trials (best first by the study's metric and mode) get loss curves and LR histories.
     Raises FileNotFoundError when `run_dir` is not a run folder.
     """
+    from tunepipe.report.painter import current
+
+    painter = current()  # a second process draws half the pictures (tunepipe.report.painter)
+    far = painter.run(draw_pictures, run_dir, PAINTER_SHARE, top_k) if painter else None
     run = load_run(run_dir)
-    ranked = ranked_trials(run)
-    best = best_trial(run)
-    top = ([best] if best else []) + [t for t in ranked if t != best]
-    top = top[: max(1, top_k)]
+    ranked, top, best = _ranking(run, top_k)
+    here = [name for name in PICTURES if far is None or name not in PAINTER_SHARE]
+    pics = {name: PICTURES[name](run, top, best) for name in here}
+    if far is not None:
+        pics.update(far())
     sections = [
         _summary(run, best),
         _best_config(run, best),
-        _curves(run, top),
-        _stop_reasons(run),
-        _lr_history(run, top),
-        _hyperparameters(run, best),
+        _curves(pics["curves"]),
+        _stop_reasons(run, pics["stop_reasons"]),
+        _lr_history(pics["lr_history"]),
+        _hyperparameters(pics["hyperparameters"]),
         _sanity(run),
-        _diagnostics(run, best, top),
+        _diagnostics(pics["diagnostics"], _shown(best, top)),
         _trials(run, ranked, best),
     ]
     body = "\n".join(sections)
@@ -78,6 +85,53 @@ def write_report(run_dir: str | Path, top_k: int = 5) -> Path:
     out = run.run_dir / "report.html"
     out.write_text(_page(run, body), encoding="utf-8")
     return out
+
+
+def _ranking(run: RunData, top_k: int) -> tuple[list[str], list[str], str | None]:
+    """(every trial best first, the `top_k` whose curves are drawn, the best trial or None)."""
+    ranked = ranked_trials(run)
+    best = best_trial(run)
+    top = ([best] if best else []) + [t for t in ranked if t != best]
+    return ranked, top[: max(1, top_k)], best
+
+
+def _shown(best: str | None, top: list[str]) -> tuple[str | None, str]:
+    """The trial the diagnostics show and how to name it: without a best trial (all diverged)
+    the first in the ranking still shows how it broke."""
+    shown = best or (top[0] if top else None)
+    who = f"the best trial {shown}" if best else f"trial {shown} (no trial has a finite metric)"
+    return shown, who
+
+
+# Every picture of the report: name -> draw(run, top, best) -> its PNG, or None (nothing to draw).
+PICTURES: dict[str, Callable[[RunData, list[str], str | None], Path | None]] = {
+    "curves": lambda run, top, best: plots.plot_curves(run, top, _png(run, "curves")),
+    "stop_reasons": lambda run, top, best: plots.plot_stop_reasons(
+        _stop_counts(run), _png(run, "stop_reasons")
+    ),
+    "lr_history": lambda run, top, best: plots.plot_lr_history(run, top, _png(run, "lr_history")),
+    "hyperparameters": lambda run, top, best: plots.plot_hyperparameters(
+        run, best, _png(run, "hyperparameters")
+    ),
+    "diagnostics": lambda run, top, best: _draw_diagnostics(run, *_shown(best, top)),
+}
+
+
+def _draw_diagnostics(run: RunData, shown: str | None, who: str) -> Path | None:
+    return plots.plot_diagnostics(
+        run, shown, _png(run, "diagnostics"), title=f"Diagnostics of {who}"
+    )
+
+
+# What a painter draws: the two slowest pictures, about half of the drawing time on digits.
+PAINTER_SHARE = ("curves", "hyperparameters")
+
+
+def draw_pictures(run_dir: str | Path, names: tuple[str, ...], top_k: int) -> dict[str, Any]:
+    """Draw the named pictures of the run folder (in a painter process, from the files)."""
+    run = load_run(run_dir)
+    _, top, best = _ranking(run, top_k)
+    return {name: PICTURES[name](run, top, best) for name in names}
 
 
 # ---- formatting helpers ---------------------------------------------------------------------
@@ -191,8 +245,7 @@ def _best_config(run: RunData, best: str | None) -> str:
     )
 
 
-def _curves(run: RunData, top: list[str]) -> str:
-    path = plots.plot_curves(run, top, _png(run, "curves"))
+def _curves(path: Path | None) -> str:
     lead = (
         "Training and validation loss per epoch for the best trial and the next best, "
         "dotted line at the best epoch. A validation loss that turns up while training loss "
@@ -210,8 +263,7 @@ def _stop_counts(run: RunData) -> dict[str, int]:
     return dict(Counter(str(r) for r in run.results.get("stop_reason", [])))
 
 
-def _stop_reasons(run: RunData) -> str:
-    path = plots.plot_stop_reasons(_stop_counts(run), _png(run, "stop_reasons"))
+def _stop_reasons(run: RunData, path: Path | None) -> str:
     body = _img(path, "stop reasons", "No stop reasons recorded.")
     reasons = run.results.get("stop_reason") or [None] * len(run.trial_ids)
     epochs = run.results.get("epochs") or [None] * len(run.trial_ids)
@@ -228,8 +280,7 @@ def _stop_reasons(run: RunData) -> str:
     )
 
 
-def _lr_history(run: RunData, top: list[str]) -> str:
-    path = plots.plot_lr_history(run, top, _png(run, "lr_history"))
+def _lr_history(path: Path | None) -> str:
     lead = "Learning rate per epoch; each ▼ is a decay on a plateau (playbook L1, P5)."
     return _section(
         "lr-history",
@@ -239,8 +290,7 @@ def _lr_history(run: RunData, top: list[str]) -> str:
     )
 
 
-def _hyperparameters(run: RunData, best: str | None) -> str:
-    path = plots.plot_hyperparameters(run, best, _png(run, "hyperparameters"))
+def _hyperparameters(path: Path | None) -> str:
     lead = (
         "Each sampled hyperparameter against the trial's best metric, coloured by stop "
         "reason. Tune the learning rate first: it matters most (playbook L1)."
@@ -264,10 +314,16 @@ def _sanity(run: RunData) -> str:
     ]
     no_checks = '<p class="note">No checks recorded.</p>'
     body += _table(["status", "check", "detail"], rows) if rows else no_checks
-    path = plots.plot_lr_range(run.sanity, _png(run, "lr_range"))
+    # The stage drew its LR range test and overfit curve already (beside the search): embedded
+    # as drawn, not drawn twice. A run folder without them (an older run) gets the test drawn.
+    drawn = run.run_dir / LR_PLOT
+    path = drawn if drawn.exists() else plots.plot_lr_range(run.sanity, _png(run, "lr_range"))
     body += "<h3>Learning-rate range test</h3>" + _img(
         path, "LR range test", "The LR range test did not run."
     )
+    overfit = run.run_dir / OVERFIT_PLOT
+    if overfit.exists():
+        body += "<h3>Overfitting a tiny subset</h3>" + _img(overfit, "overfit curve", "")
     lead = (
         "Checks before tuning: a loss that starts where it should, a tiny subset the net can "
         "overfit (P1), and the LR range test (P5, L1)."
@@ -280,13 +336,8 @@ def _status(status: Any) -> str:
     return f'<span class="badge" style="background:{color}">{fmt(status)}</span>'
 
 
-def _diagnostics(run: RunData, best: str | None, top: list[str]) -> str:
-    # Without a best trial (all diverged) the first in the ranking still shows how it broke.
-    shown = best or (top[0] if top else None)
-    who = f"the best trial {shown}" if best else f"trial {shown} (no trial has a finite metric)"
-    path = plots.plot_diagnostics(
-        run, shown, _png(run, "diagnostics"), title=f"Diagnostics of {who}"
-    )
+def _diagnostics(path: Path | None, shown: tuple[str | None, str]) -> str:
+    who = shown[1]
     lead = (
         "Gradient norm, update/weight ratio (healthy near 1e-3, shaded: L1), top softmax "
         "probability (near uniform early, towards 1 as a classifier learns: P4) and the "
