@@ -6,6 +6,8 @@ split rows, space, epoch budget and, for the Ray methods, the same sampled confi
 - tunepipe, cold: `tunepipe run --fresh` (Ray's start, imports, sanity stage, report included);
 - tunepipe, warm: `tunepipe run` after `tunepipe up` (up and down are outside the wall);
 - tunepipe with Optuna's TPE as its searcher (`--set search.kind=tpe`, docs/search.md), warm;
+- the same with ASHA at Optuna's successive-halving rungs (grace 1, reduction factor 4), warm:
+  the Optuna row's pruning budget, so the two differ in sampler, rules and scheduling only;
 - a plain Ray Tune script: ray.init() defaults, ASHA defaults, reuse_actors=True, 1 CPU a trial;
 - Optuna TPE + successive halving, n_jobs=2, one torch thread each;
 - full random search: every trial to max epochs, 2 processes, no Ray.
@@ -97,6 +99,20 @@ METHODS: dict[str, Method] = {
         before=[*TP, "up"],
         after=[*TP, "down"],
     ),
+    # The same sampler family and the same rungs as the Optuna row below: Optuna's
+    # SuccessiveHalvingPruner() defaults to min_resource 1 ("auto" at 20 epochs) and reduction
+    # factor 4, so rungs at epochs 1, 4 and 16; the comparison then differs in the sampler's
+    # implementation, the playbook's rules and the scheduling, not in how many epochs pruning spends.
+    "tunepipe run, search tpe, Optuna SH's rungs (warm)": Method(
+        _tunepipe_argv(
+            "--set", "search.kind=tpe",
+            "--set", "scheduler.grace_period=1",
+            "--set", "scheduler.reduction_factor=4",
+        ),
+        _read_tunepipe,
+        before=[*TP, "up"],
+        after=[*TP, "down"],
+    ),  # fmt: skip
     "plain Ray Tune script": _script("plain"),
     "Optuna TPE + SH, 2 workers": _script("optuna"),
     "random search, full budget": _script("random"),
