@@ -116,12 +116,13 @@ def test_mlflow_store_holds_one_run_per_trial_with_its_history(study_run):
 
 def test_offline_wandb_folder_holds_one_run_per_trial_with_its_history(study_run):
     run_dir, results, history, env = study_run
-    runs = [read_wandb_run(p) for p in glob.glob(f"{env['WANDB_DIR']}/wandb/offline-run-*/*.wandb")]
+    files = glob.glob(f"{env['WANDB_DIR']}/wandb/offline-run-*/*.wandb")
+    runs = wandb_runs([read_wandb_run(p) for p in files])
     trials = {r["config"].get("trial_id"): r for r in runs if r["job_type"] != "study"}
     studies = [r for r in runs if r["job_type"] == "study"]
-    # Seen once in 4 full runs (2026-11-28): one trial's run held no trial_id (no result reached
-    # it). Say enough to tell a retried trial from an unflushed file next time.
-    seen = [(r["config"].get("trial_id"), len(r["history"]), r["job_type"]) for r in runs]
+    # Seen once in 5 full runs (2026-11-28), before files were grouped by run id: one trial's
+    # file held no trial_id (no result reached it). Say enough to tell what happened next time.
+    seen = [(r["id"], r["config"].get("trial_id"), len(r["history"]), r["job_type"]) for r in runs]
     decisions = (run_dir / "decisions.json").read_text()
     assert set(trials) == {r["trial_id"] for r in results}, (seen, decisions)
     assert len(studies) == 1 and studies[0]["summary"]["n_trials"] == 4
@@ -168,16 +169,71 @@ def test_a_trial_paused_for_lr_decays_stays_one_run_per_tracker(ray_session, tmp
     assert {s: h["lr"] for s, h in trial["history"].items() if "lr" in h} == pytest.approx(logged)
 
 
+FLAKY_FACTORY = """
+import os
+
+import torch
+
+
+def once(input_shape, output_dim, marker):
+    if not os.path.exists(marker):  # the first build fails, as a lost worker would
+        open(marker, "w").close()
+        raise RuntimeError("a transient failure before the first report")
+    nn = torch.nn
+    return nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, output_dim))
+"""
+
+
+def test_a_trial_retried_after_a_failure_keeps_its_whole_history_in_wandb(ray_session, tmp_path):
+    # Tune retries a failed trial (max_failures); its W&B run must still get every epoch.
+    (tmp_path / "code").mkdir()
+    (tmp_path / "code" / "flakynets.py").write_text(FLAKY_FACTORY)
+    raw = study_dict(
+        name="retried", code_dir="code", playbook={"sanity": False}, trackers=["wandb"]
+    )
+    raw.update(max_failures=2, scheduler={"kind": "fifo", "max_epochs": 3})
+    marker = str(tmp_path / "failed-once")
+    raw["model"] = {"kind": "custom", "factory": "flakynets:once", "args": {"marker": marker}}
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in {"WANDB_MODE": "offline", "WANDB_DIR": str(tmp_path / "wandb"),
+                           "WANDB_SILENT": "true"}.items():  # fmt: skip
+            mp.setenv(key, value)
+        out = run_study(parse_study(raw), study_dir=tmp_path, storage=str(tmp_path), progress=False)
+    assert Path(marker).exists()  # it did fail once
+    (row,) = pq.read_table(f"{out.run_dir}/results.parquet").to_pylist()
+    assert row["stop_reason"] == "completed" and row["epochs"] == 3
+    files = glob.glob(f"{tmp_path}/wandb/wandb/offline-run-*/*.wandb")
+    trial = [r for r in wandb_runs([read_wandb_run(p) for p in files]) if r["job_type"] != "study"]
+    assert [r["config"].get("trial_id") for r in trial] == [row["trial_id"]]
+    assert sorted(trial[0]["history"]) == [1, 2, 3]
+
+
+def wandb_runs(files: list[dict]) -> list[dict]:
+    """The W&B runs the offline files make once synced: files of one run id are one run (a
+    logging actor Ray starts again for a trial writes a second file under the trial's id, and
+    `wandb sync` resumes the run with it). Configs, histories and summaries are merged in file
+    order; a file that only resumed the run has no job type of its own."""
+    runs: dict[str, dict] = {}
+    for f in sorted(files, key=lambda f: f["started"]):
+        run = runs.setdefault(f["id"], {**f, "config": {}, "history": {}, "summary": {}})
+        for part in ("config", "history", "summary"):
+            run[part].update(f[part])
+        run["job_type"] = run["job_type"] or f["job_type"]
+    return list(runs.values())
+
+
 def read_wandb_run(path: str) -> dict:
     """An offline W&B run file (a LevelDB-style log of protobuf records) as plain data: the
-    run's project, group, job type, config, history {step: {key: value}} and final summary."""
+    run's id, start, project, group, job type, config, history {step: {key: value}} and final
+    summary."""
     from wandb.proto import wandb_internal_pb2 as pb
 
-    out: dict = {"config": {}, "history": {}, "summary": {}, "job_type": ""}
+    out: dict = {"config": {}, "history": {}, "summary": {}, "job_type": "", "started": 0}
     for record in wandb_records(Path(path).read_bytes(), pb.Record):
         kind = record.WhichOneof("record_type")
         if kind == "run":
             out.update(project=record.run.project, group=record.run.run_group)
+            out.update(id=record.run.run_id, started=record.run.start_time.ToMicroseconds())
             out["job_type"] = record.run.job_type
             out["config"].update(_items(record.run.config.update))
         elif kind == "config":
