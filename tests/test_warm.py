@@ -97,6 +97,17 @@ def _idle_ray_workers() -> set[int]:
     return found
 
 
+def _cpu_seconds(pids: set[int], over: float) -> float:
+    """The CPU time the processes spend in the next `over` seconds (at least one must exist)."""
+    import time
+
+    procs = [psutil.Process(pid) for pid in pids]
+    assert procs, "no idle Ray worker found"
+    before = sum(sum(p.cpu_times()[:2]) for p in procs)
+    time.sleep(over)
+    return sum(sum(p.cpu_times()[:2]) for p in procs) - before
+
+
 def _cli(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
     """tunepipe_cli with room for Ray's start on a busy 2-core machine."""
     env = {
@@ -122,6 +133,9 @@ def test_run_joins_the_warm_ray_with_each_studys_own_code(state, tmp_path):
     try:
         holder = warm.current()
         assert holder is not None and "warm Ray started" in up.stdout
+        # `up` returned once its workers had imported torch: they sit idle, not importing.
+        busy = _cpu_seconds(_idle_ray_workers(), over=0.5)
+        assert busy < 0.1, f"the warm Ray's workers used {busy:.2f} CPU-s in 0.5 s after `up`"
         again = _cli("up")
         assert "already up" in again.stdout and warm.current() == holder
         # A built-in model needs none of the study's folders on the workers, so its trials take

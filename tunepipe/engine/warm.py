@@ -134,6 +134,7 @@ def serve(path: Path, num_cpus: int | None) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda s, _f: stop.append(s))
     init_ray(None, num_cpus=num_cpus)
+    settled(os.getpid())  # `up` returns once its workers have imported torch, not before
     ctx = ray.get_runtime_context()
     from ray._private.worker import get_dashboard_url  # no public accessor in 2.60
 
@@ -153,6 +154,60 @@ def serve(path: Path, num_cpus: int | None) -> None:
     finally:
         path.unlink(missing_ok=True)
         ray.shutdown()
+
+
+def settled(
+    root: int, quiet: float = 0.05, window: float = 0.5, timeout_s: float = 60.0
+) -> float | None:
+    """Wait until the Ray workers under `root` (the ones ray.init prestarted) have gone quiet:
+    at least one, and under `quiet` CPU-seconds a second spent by them all over `window`
+    seconds. Returns the seconds waited, None where /proc cannot tell (not Linux) or when
+    `timeout_s` passed first.
+
+    ray.init() returns while the workers it prestarted still import torch (preload_python_modules,
+    about 3 s of CPU each on 2 cores): a study run right after `up` shared the CPUs with them (the
+    warm row of time_to_quality.py measured that). Only the workers are watched: Ray's own
+    processes keep using a few percent of a core while idle (0.075 CPU-s a second measured).
+    """
+    if not Path("/proc/self/stat").exists():
+        return None
+    t0 = time.monotonic()
+    before = _workers_cpu(root)
+    while time.monotonic() - t0 < timeout_s:
+        time.sleep(window)
+        now = _workers_cpu(root)
+        if now[1] > 0 and now[0] - before[0] < quiet * window:
+            return time.monotonic() - t0
+        before = now
+    return None
+
+
+def _workers_cpu(root: int) -> tuple[float, int]:
+    """(CPU-seconds used so far by the Ray workers under `root`, how many there are)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    stats: dict[int, tuple[int, float]] = {}  # pid -> (parent, cpu seconds)
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # exited meanwhile
+            continue
+        stats[int(entry)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick)
+    children: dict[int, list[int]] = {}
+    for pid, (parent, _) in stats.items():
+        children.setdefault(parent, []).append(pid)
+    cpu, workers, todo = 0.0, 0, list(children.get(root, []))
+    while todo:
+        pid = todo.pop()
+        todo += children.get(pid, [])
+        try:  # a worker renames itself ray::IDLE once it has connected
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if cmd.startswith(b"ray::IDLE") or b"default_worker.py" in cmd:
+            cpu, workers = cpu + stats[pid][1], workers + 1
+    return cpu, workers
 
 
 if __name__ == "__main__":
