@@ -19,7 +19,7 @@ chosen on seeds 0–2, so the default seeds are 3, 4 and 5. Run inside a private
 
     unshare -rn sh -c 'ip link set lo up && python benchmarks/time_to_quality.py'
 
-Options: --seeds 3 4 5 --trials 32 --max-epochs 20 --methods NAME... (see METHODS).
+Options: --seeds 3 4 5 --trials 32 --max-epochs 20 --methods NAME... (see METHODS) --repeats 1.
 Adding a method: one Method in METHODS.
 """
 
@@ -102,12 +102,15 @@ METHODS: dict[str, Method] = {
     # The same sampler family and the same rungs as the Optuna row below: Optuna's
     # SuccessiveHalvingPruner() defaults to min_resource 1 ("auto" at 20 epochs) and reduction
     # factor 4, so rungs at epochs 1, 4 and 16; the comparison then differs in the sampler's
-    # implementation, the playbook's rules and the scheduling, not in how many epochs pruning spends.
+    # implementation, the playbook's rules and the scheduling, not in the epochs pruning spends.
     "tunepipe run, search tpe, Optuna SH's rungs (warm)": Method(
         _tunepipe_argv(
-            "--set", "search.kind=tpe",
-            "--set", "scheduler.grace_period=1",
-            "--set", "scheduler.reduction_factor=4",
+            "--set",
+            "search.kind=tpe",
+            "--set",
+            "scheduler.grace_period=1",
+            "--set",
+            "scheduler.reduction_factor=4",
         ),
         _read_tunepipe,
         before=[*TP, "up"],
@@ -174,19 +177,44 @@ def main() -> None:
     ap.add_argument("--trials", type=int, default=32)
     ap.add_argument("--max-epochs", type=int, default=20)
     ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    ap.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="runs of every method per seed; a seed's value is the median of its runs (Optuna's "
+        "two threads sample in a different order every run: its epochs moved 76-159 per seed)",
+    )
     args = ap.parse_args()
-    results: dict[str, dict[int, dict]] = {name: {} for name in args.methods}
+    runs: dict[str, dict[int, list[dict]]] = {name: {} for name in args.methods}
     for i, seed in enumerate(args.seeds):
-        order = args.methods[i % len(args.methods) :] + args.methods[: i % len(args.methods)]
-        with tempfile.TemporaryDirectory() as tmp:
-            for j, name in enumerate(order):
-                r = run_method(METHODS[name], Path(tmp) / f"m{j}", seed, args)
-                results[name][seed] = r
-                print(f"seed {seed} {name}: {r}", file=sys.stderr, flush=True)
+        for rep in range(args.repeats):
+            k = (i + rep) % len(args.methods)
+            order = args.methods[k:] + args.methods[:k]
+            with tempfile.TemporaryDirectory() as tmp:
+                for j, name in enumerate(order):
+                    r = run_method(METHODS[name], Path(tmp) / f"m{j}", seed, args)
+                    runs[name].setdefault(seed, []).append(r)
+                    print(f"seed {seed} {name}: {r}", file=sys.stderr, flush=True)
+    results = {name: {s: _median_run(rs) for s, rs in per.items()} for name, per in runs.items()}
+    for seed in args.seeds:
         rows = {r[seed]["rows"] for r in results.values()}
         if len(rows) != 1:
             raise SystemExit(f"seed {seed}: the methods saw different split rows: {rows}")
     print_table(results, args)
+
+
+def _median_run(rs: list[dict]) -> dict:
+    """One seed's runs of a method as one: the median of each number (phases included)."""
+    if len(rs) == 1:
+        return rs[0]
+    if len({r["rows"] for r in rs}) != 1:
+        raise SystemExit(f"one method saw different split rows across repeats: {rs}")
+    out = dict(rs[0])
+    for key in ("wall", "best_val_loss", "epochs"):
+        out[key] = statistics.median(r[key] for r in rs)
+    phases = [r.get("phases") or {} for r in rs]
+    out["phases"] = {k: statistics.median(p.get(k, 0.0) for p in phases) for k in phases[0]}
+    return out
 
 
 def print_table(results: dict[str, dict[int, dict]], args: argparse.Namespace) -> None:
