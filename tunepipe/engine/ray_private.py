@@ -141,8 +141,12 @@ def shutdown_embedded() -> None:
     running cluster, which ray.shutdown leaves running); if that moved, plain ray.shutdown().
     """
     import ray
-    from ray._private import ray_constants, worker
 
+    try:
+        from ray._private import ray_constants, worker
+    except ImportError:  # moved: Ray's own shutdown, a second slower
+        ray.shutdown()
+        return
     node = getattr(worker, "_global_node", None)
     processes = getattr(node, "all_processes", None) or {}
     monitors = processes.get(getattr(ray_constants, "PROCESS_TYPE_MONITOR", "monitor"), [])
