@@ -182,9 +182,11 @@ def main() -> None:
         type=int,
         default=1,
         help="runs of every method per seed; a seed's value is the median of its runs (Optuna's "
-        "two threads sample in a different order every run: its epochs moved 76-159 per seed)",
+        "two threads sample in a different order every run: its epochs moved 76-163 per seed)",
     )
     args = ap.parse_args()
+    if args.repeats < 1:
+        ap.error(f"--repeats must be at least 1, not {args.repeats}")
     runs: dict[str, dict[int, list[dict]]] = {name: {} for name in args.methods}
     for i, seed in enumerate(args.seeds):
         for rep in range(args.repeats):
