@@ -26,11 +26,17 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 # (grace period, reduction factor, what the rungs compare: each trial's latest report, as Ray's
-# ASHA does, or its best validation loss so far, the best-epoch checkpoint tunepipe keeps)
+# ASHA does, or its best validation loss so far, the best-epoch checkpoint tunepipe keeps;
+# the promotion rule: Ray's percentile of earlier arrivals, or rank in the rung, itself included)
 SETTINGS = [
-    (2, 3, "latest"), (1, 3, "latest"), (1, 4, "latest"), (2, 4, "latest"), (1, 2.5, "latest"),
-    (1, 3, "best"), (1, 4, "best"), (2, 3, "best"), (2, 4, "best"), (2, 5, "latest"),
-    (2, 5, "best"), (3, 3, "latest"),
+    (2, 3, "latest", "percentile"), (1, 3, "latest", "percentile"),
+    (1, 4, "latest", "percentile"), (2, 4, "latest", "percentile"),
+    (1, 2.5, "latest", "percentile"), (1, 3, "best", "percentile"),
+    (1, 4, "best", "percentile"), (2, 3, "best", "percentile"), (2, 4, "best", "percentile"),
+    (2, 5, "latest", "percentile"), (2, 5, "best", "percentile"), (3, 3, "latest", "percentile"),
+    (2, 3, "latest", "rank"), (1, 3, "latest", "rank"), (1, 4, "latest", "rank"),
+    (2, 4, "latest", "rank"), (1, 2.5, "latest", "rank"), (2, 3, "best", "rank"),
+    (1, 4, "best", "rank"),
 ]  # fmt: skip
 
 
@@ -61,7 +67,14 @@ def record(seed: int, trials: int, max_epochs: int, storage: str) -> str:
 
 
 def replay(
-    curves: dict, seed: int, trials: int, max_epochs: int, grace: int, rf: float, rung: str
+    curves: dict,
+    seed: int,
+    trials: int,
+    max_epochs: int,
+    grace: int,
+    rf: float,
+    rung: str,
+    rule: str = "percentile",
 ) -> list:
     """(best ÷ full search's best, epochs) for six arrival orders near the trials' id order."""
     from tunepipe.data import load_data
@@ -86,6 +99,7 @@ def replay(
                 grace_period=grace,
                 reduction_factor=rf,
                 rung_on_best=rung == "best",
+                rung_rule=rule,
             ),  # fmt: skip
             concurrency=2,
         )
@@ -109,16 +123,16 @@ def main() -> None:
     full = args.trials * args.max_epochs
     print(f"\ndigits, {args.trials} trials, max {args.max_epochs} epochs ({full} at full budget);"
           " medians over 6 arrival orders: best ÷ full search's best, epochs")  # fmt: skip
-    print(f"{'grace':>5} {'rf':>4} {'rungs':>6} "
+    print(f"{'grace':>5} {'rf':>4} {'rungs':>6} {'rule':>10} "
           + " ".join(f"{'seed ' + str(s):>16}" for s in args.seeds))  # fmt: skip
-    for grace, rf, rung in SETTINGS:
+    for grace, rf, rung, rule in SETTINGS:
         cells = []
         for s in args.seeds:
-            runs = replay(curves[s], s, args.trials, args.max_epochs, grace, rf, rung)
+            runs = replay(curves[s], s, args.trials, args.max_epochs, grace, rf, rung, rule)
             ratio = statistics.median(r for r, _ in runs)
             epochs = statistics.median(e for _, e in runs)
             cells.append(f"{ratio:7.3f} {epochs:6.0f} ep")
-        print(f"{grace:>5} {rf:>4} {rung:>6} " + " ".join(f"{c:>16}" for c in cells))
+        print(f"{grace:>5} {rf:>4} {rung:>6} {rule:>10} " + " ".join(f"{c:>16}" for c in cells))
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ split rows, space, epoch budget and, for the Ray methods, the same sampled confi
 - tunepipe with Optuna's TPE as its searcher (`--set search.kind=tpe`, docs/search.md), warm;
 - the same with ASHA at Optuna's successive-halving rungs (grace 1, reduction factor 4), warm:
   the Optuna row's pruning budget, so the two differ in sampler, rules and scheduling only;
+- the same with Optuna's promotion rule too (`scheduler.rung_rule=rank`), warm;
 - a plain Ray Tune script: ray.init() defaults, ASHA defaults, reuse_actors=True, 1 CPU a trial;
 - Optuna TPE + successive halving, n_jobs=2, one torch thread each;
 - full random search: every trial to max epochs, 2 processes, no Ray.
@@ -88,34 +89,29 @@ def _script(name: str) -> Method:
 
 
 TP = [PY, "-m", "tunepipe"]
+OPTUNA_RUNGS = ("search.kind=tpe", "scheduler.grace_period=1", "scheduler.reduction_factor=4")
+
+
+def _warm(*overrides: str) -> Method:
+    """`tunepipe run --set OVERRIDE...` on the warm Ray (`tunepipe up` before, `down` after)."""
+    sets = [arg for o in overrides for arg in ("--set", o)]
+    return Method(_tunepipe_argv(*sets), _read_tunepipe, before=[*TP, "up"], after=[*TP, "down"])
+
+
 METHODS: dict[str, Method] = {
     "tunepipe run (cold)": Method(_tunepipe_argv("--fresh"), _read_tunepipe),
-    "tunepipe run (warm: tunepipe up)": Method(
-        _tunepipe_argv(), _read_tunepipe, before=[*TP, "up"], after=[*TP, "down"]
-    ),
-    "tunepipe run, search tpe (warm)": Method(
-        _tunepipe_argv("--set", "search.kind=tpe"),
-        _read_tunepipe,
-        before=[*TP, "up"],
-        after=[*TP, "down"],
-    ),
+    "tunepipe run (warm: tunepipe up)": _warm(),
+    "tunepipe run, search tpe (warm)": _warm("search.kind=tpe"),
     # The same sampler family and the same rungs as the Optuna row below: Optuna's
     # SuccessiveHalvingPruner() defaults to min_resource 1 ("auto" at 20 epochs) and reduction
     # factor 4, so rungs at epochs 1, 4 and 16; the comparison then differs in the sampler's
     # implementation, the playbook's rules and the scheduling, not in the epochs pruning spends.
-    "tunepipe run, search tpe, Optuna SH's rungs (warm)": Method(
-        _tunepipe_argv(
-            "--set",
-            "search.kind=tpe",
-            "--set",
-            "scheduler.grace_period=1",
-            "--set",
-            "scheduler.reduction_factor=4",
-        ),
-        _read_tunepipe,
-        before=[*TP, "up"],
-        after=[*TP, "down"],
-    ),  # fmt: skip
+    "tunepipe run, search tpe, Optuna SH's rungs (warm)": _warm(*OPTUNA_RUNGS),
+    # ... and with the rank rule at the rungs (top 1/rf of the rung, itself included), the rule
+    # Optuna's pruner applies; Ray's percentile rule lets more early arrivals through.
+    "tunepipe run, search tpe, Optuna SH's rungs and rule (warm)": _warm(
+        *OPTUNA_RUNGS, "scheduler.rung_rule=rank"
+    ),
     "plain Ray Tune script": _script("plain"),
     "Optuna TPE + SH, 2 workers": _script("optuna"),
     "random search, full budget": _script("random"),

@@ -299,3 +299,75 @@ def test_pbt_never_clones_a_donor_that_reached_the_epoch_budget():
     assert not _reached(
         SimpleNamespace(last_result={"training_iteration": 3}), "training_iteration", 4
     )
+
+
+def _rank_asha(rf: float) -> PlaybookASHA:
+    return PlaybookASHA(
+        judge=PlaybookJudge(None, None, None),
+        metric="val_loss",
+        mode="min",
+        max_t=100,
+        grace_period=1,
+        reduction_factor=rf,
+        rung_rule="rank",
+    )
+
+
+@pytest.mark.parametrize("rf", [2, 3, 4])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_asha_rank_rule_prunes_as_optunas_successive_halving(rf, seed):
+    # Trials arrive one by one at the first rung (epoch 1); Optuna's own pruner and the rank rule
+    # must keep and prune the same ones, early arrivals included.
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    losses = np.random.default_rng(seed).lognormal(0, 1, 40)
+    losses[[7, 19]] = np.nan  # a NaN loss never passes a rung, in either
+    study = optuna.create_study(
+        pruner=optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=rf)
+    )
+    s = _rank_asha(rf)
+    optuna_kept, ours_kept = [], []
+    for i, loss in enumerate(losses):
+        trial = study.ask()
+        trial.report(float(loss), 1)
+        optuna_kept.append(not trial.should_prune())
+        t = FakeTrial(f"t{i}")
+        s.on_trial_add(None, t)
+        ours_kept.append(report(s, None, t, 1, float(loss)) == "CONTINUE")
+    assert ours_kept == optuna_kept
+    assert 0 < sum(ours_kept) < len(losses)
+
+
+def test_asha_rank_rule_is_stricter_than_rays_percentile_for_early_arrivals():
+    # The fourth trial (0.35) is not the best of four (0.3 is): the rank rule stops it; Ray's
+    # rule compares it with the 75th percentile of the three before it (-0.35) and keeps it.
+    actions = {}
+    for rule in ("percentile", "rank"):
+        s = _rank_asha(4)
+        s._brackets[0].rule = rule
+        trials = [FakeTrial(n) for n in "abcd"]
+        for t in trials:
+            s.on_trial_add(None, t)
+        actions[rule] = [
+            report(s, None, t, 1, v) for t, v in zip(trials, (0.5, 0.4, 0.3, 0.35), strict=True)
+        ]
+    assert actions["percentile"] == ["CONTINUE"] * 4
+    assert actions["rank"] == ["CONTINUE", "CONTINUE", "CONTINUE", "STOP"]
+    with pytest.raises(ValueError, match="rung_rule"):
+        PlaybookASHA(metric="val_loss", mode="min", rung_rule="median")
+
+
+def test_a_study_files_rung_rule_reaches_the_scheduler_and_a_wrong_one_is_named():
+    import yaml
+
+    from tunepipe.engine.schedule import build_scheduler
+    from tunepipe.errors import StudyFileError
+    from tunepipe.study import parse_study
+
+    raw = yaml.safe_load(open("examples/digits.yaml"))
+    raw["scheduler"] = {**raw["scheduler"], "rung_rule": "rank"}
+    assert [b.rule for b in build_scheduler(parse_study(raw))._brackets] == ["rank"]
+    raw["scheduler"]["rung_rule"] = "median"
+    with pytest.raises(StudyFileError, match=r"scheduler\.rung_rule.*percentile.*rank"):
+        parse_study(raw, source="study.yaml")

@@ -69,6 +69,15 @@ class SortedRung(dict):
     def __reduce__(self):  # pickle rebuilds through __init__ (Ray's scheduler save/restore)
         return (type(self), (dict(self),))
 
+    def in_top(self, value: float, rf: float) -> bool:
+        """Whether `value`, already recorded here, ranks in the top 1/rf of the rung's rewards
+        (higher is better), at least the single best: the rank rule (`PlaybookASHA`'s
+        ``rung_rule="rank"``, Optuna's successive halving). A NaN reward is never in the top."""
+        if value is None or value != value:
+            return False
+        keep = max(1, math.floor(len(self.sorted) / rf))
+        return float(value) >= self.sorted[-keep]
+
     def percentile(self, q: float) -> float | None:
         """Ray's cutoff: None for an empty rung, else the q-th percentile of its rewards."""
         if not self:

@@ -55,16 +55,50 @@ class StopRecord(NamedTuple):
     best_epoch: int | None
 
 
-class _IncrementalBracket(_Bracket):
-    """Ray's bracket and promotion rule, with rungs that keep their rewards sorted."""
+RUNG_RULES = ("percentile", "rank")
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+
+class _IncrementalBracket(_Bracket):
+    """Ray's bracket, with rungs that keep their rewards sorted, and one of two promotion rules:
+
+    - ``percentile`` (Ray's): a trial goes on if its reward reaches the (1 - 1/rf) percentile of
+      the trials recorded at the rung before it; the first to arrive always goes on, and early
+      arrivals are judged against few, interpolated, values.
+    - ``rank`` (the ASHA paper's "top 1/rf of the rung", as Optuna's successive halving does it):
+      the trial is recorded first and goes on only if it ranks in the top 1/rf of everything at
+      the rung, itself included, and at least as the best; until rf trials have arrived that
+      means the best so far.
+    """
+
+    def __init__(self, *args: Any, rule: str = "percentile", **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        if rule not in RUNG_RULES:
+            raise ValueError(f"rung_rule must be one of {RUNG_RULES}, not {rule!r}")
+        self.rule = rule
         self._rungs = [(milestone, SortedRung(rec)) for milestone, rec in self._rungs]
         self._q = (1 - 1 / self.rf) * 100  # Ray's percentile: keep the top 1/rf
 
     def cutoff(self, recorded: SortedRung) -> float | None:  # type: ignore[override]
         return recorded.percentile(self._q)
+
+    def on_result(self, trial: Trial, cur_iter: int, cur_rew: float | None) -> str:
+        if self.rule == "percentile":
+            return super().on_result(trial, cur_iter, cur_rew)
+        for milestone, recorded in self._rungs:  # Ray's loop, with the rank rule
+            if cur_iter >= milestone and trial.trial_id in recorded and not self._stop_last_trials:
+                break
+            if cur_iter < milestone or trial.trial_id in recorded:
+                continue
+            if cur_rew is None:
+                logger.warning("Reward attribute is None! Consider reporting a different field.")
+                return TrialScheduler.CONTINUE
+            recorded[trial.trial_id] = cur_rew
+            return (
+                TrialScheduler.CONTINUE
+                if recorded.in_top(cur_rew, self.rf)
+                else TrialScheduler.STOP
+            )
+        return TrialScheduler.CONTINUE
 
 
 class PlaybookASHA(AsyncHyperBandScheduler):
@@ -74,7 +108,10 @@ class PlaybookASHA(AsyncHyperBandScheduler):
         judge: the playbook rules; default `PlaybookJudge()` (val_loss, train_loss, lr; "min").
         lr_config_key: the config entry a plateau decay scales.
         metric, mode, time_attr, max_t, grace_period, reduction_factor, brackets,
-            stop_last_trials: as in Ray's `AsyncHyperBandScheduler`; the promotion rule is Ray's.
+            stop_last_trials: as in Ray's `AsyncHyperBandScheduler`.
+        rung_on_best: rungs compare each trial's best validation loss so far, not its report.
+        rung_rule: "percentile" (Ray's promotion rule) or "rank" (top 1/rf of the rung, the
+            trial itself included; see `_IncrementalBracket`).
     """
 
     def __init__(
@@ -90,13 +127,16 @@ class PlaybookASHA(AsyncHyperBandScheduler):
         brackets: int = 1,
         stop_last_trials: bool = True,
         rung_on_best: bool = False,
+        rung_rule: str = "percentile",
     ) -> None:
         super().__init__(
             time_attr, metric, mode, max_t, grace_period, reduction_factor, brackets,
             stop_last_trials,
         )  # fmt: skip
         self._brackets = [
-            _IncrementalBracket(grace_period, max_t, reduction_factor, s, stop_last_trials)
+            _IncrementalBracket(
+                grace_period, max_t, reduction_factor, s, stop_last_trials, rule=rung_rule
+            )
             for s in range(brackets)
         ]
         self.judge = judge if judge is not None else PlaybookJudge()

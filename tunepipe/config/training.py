@@ -58,6 +58,11 @@ class SchedulerConfig(Strict):
     )
     reduction_factor: float = Field(3, gt=1, description="asha: keep the top 1/rf at each rung")
     brackets: int = Field(1, ge=1)
+    rung_rule: Literal["percentile", "rank"] = Field(
+        "percentile",
+        description="asha: percentile (Ray's: beat the 1-1/rf percentile of earlier arrivals) or"
+        " rank (top 1/rf of the rung, itself included, as Optuna's successive halving)",
+    )
     perturbation_interval: int = Field(4, ge=1, description="pbt: epochs between exploits")
     burn_in_period: int = Field(0, ge=0)
     quantile_fraction: float = Field(0.25, ge=0, le=0.5)

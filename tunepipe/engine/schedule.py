@@ -95,6 +95,7 @@ def build_scheduler(study: StudyConfig, data: Any = None) -> Any:
         grace_period=s.grace_period,
         reduction_factor=s.reduction_factor,
         brackets=s.brackets,
+        rung_rule=s.rung_rule,
         **common,
     )
 
