@@ -79,10 +79,10 @@ def _builtin_study(folder: Path) -> Path:
     folder.mkdir()
     study = folder / "study.yaml"
     study.write_text(
-        "name: b\ntask: classification\ndata: {source: digits, label: label}\n"
+        "name: b\ntask: classification\ndata: {source: digits, label: label, test_fraction: 0.1}\n"
         "model: {kind: mlp, depth: 1}\nnum_samples: 1\nresources: {cpu: 1}\n"
         "search_space: {lr: {type: grid, values: [0.01, 0.001]}}\n"
-        "scheduler: {kind: fifo, max_epochs: 2}\nplaybook: {sanity: false}\n"
+        "scheduler: {kind: fifo, max_epochs: 2}\n"
     )
     return study
 
@@ -144,6 +144,12 @@ def test_run_joins_the_warm_ray_with_each_studys_own_code(state, tmp_path):
         builtin = _builtin_study(tmp_path / "builtin")
         done = _cli("run", str(builtin), "--storage", str(tmp_path / "r0"), cwd=builtin.parent)
         assert done.returncode == 0, done.stderr[-2000:]
+        # Its sanity checks and test evaluation ran in the holder, which imported torch at `up`
+        # (engine/warm_helper.py), and left what they always leave.
+        assert "in the warm Ray's holder" in done.stderr
+        run_dir = tmp_path / "r0" / "b"
+        assert json.loads((run_dir / "sanity.json").read_text())["passed"]
+        assert json.loads((run_dir / "summary.json").read_text())["test"]["test_acc"] > 0.5
         trial_pids = {
             int(row["pid"])
             for f in (tmp_path / "r0").glob("*/*/progress.csv")

@@ -32,7 +32,10 @@ def write_outputs(
     started_ray: tuple[bool, str],
     limits: Any = None,
     kind: str = "run",
+    evaluate: Any = None,
 ) -> RunOutcome:
+    """Write the run folder's outputs; `evaluate(loc, data)` runs the test evaluation (default
+    `evaluate_test`, here; the runner may pass the warm Ray's holder's)."""
     from tunepipe.engine import results as res
     from tunepipe.engine.schedule import (
         DECISIONS_FILE,
@@ -69,7 +72,7 @@ def write_outputs(
             _save_best_model(loc, best.checkpoint)
     if best is not None and best.checkpoint and data is not None and data.test is not None:
         with clock.phase("test"):
-            summary["test"] = _evaluate_test(loc, data)
+            summary["test"] = (evaluate or evaluate_test)(loc, data)
     loc.write_json("summary.json", summary)  # the report reads it
     with clock.phase("report"):  # drawn while Ray shuts down: neither waits for the other
         apart = finish_overlapped(loc.path if loc.is_local else None, started_ray[0])
@@ -106,7 +109,7 @@ def _save_best_model(loc: RunLocation, checkpoint_path: str) -> None:
         )
 
 
-def _evaluate_test(loc: RunLocation, data: Any) -> dict[str, float]:
+def evaluate_test(loc: RunLocation, data: Any) -> dict[str, float]:
     """P8: the held-out test split is used once, on the best model, at the very end."""
     from tunepipe.models import task_head
     from tunepipe.predict import load_model

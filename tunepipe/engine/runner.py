@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import sys
@@ -12,11 +13,13 @@ import yaml
 
 from tunepipe.config import StudyConfig
 from tunepipe.engine.interrupt import Interrupted
-from tunepipe.engine.outputs import RunOutcome, write_outputs
+from tunepipe.engine.outputs import RunOutcome, evaluate_test, write_outputs
 from tunepipe.engine.phases import PhaseClock, beside
 from tunepipe.engine.trackers import check_trackers
 from tunepipe.engine.tuner import fit
+from tunepipe.engine.warm_helper import calling, usable
 from tunepipe.errors import RunDirError
+from tunepipe.playbook.sanity import run_sanity
 from tunepipe.playbook.stage import sanity_stage
 from tunepipe.storage import (
     STUDY_FILE,
@@ -90,14 +93,19 @@ def run_study(
     # so the first trials start at once. A failed check is raised once Ray is up.
     later: list = []  # the sanity stage's plots, drawn beside the search
     with clock.phase("ray_start_and_sanity"):
-        sanity = beside(lambda: _sanity(study, data, loc, progress, later), "sanity")
-        started_ray = _start_ray(paths, address, num_cpus, loc, shared_storage, fresh)
+        warm = _warm_ray(address, fresh)
+        helper = _helper(warm, study, data, paths)
+        run = calling(warm, "sanity", run_sanity) if helper else None
+        sanity = beside(lambda: _sanity(study, data, loc, progress, later, run=run), "sanity")
+        started_ray = _start_ray(paths, address, num_cpus, loc, shared_storage, warm=warm)
         study, clock.beside["sanity"] = sanity()
         _check_resources(study)  # a GPU study never runs silently on CPUs
     # Written before the search, not after: a study killed midway must be resumable.
     loc.write_text(STUDY_FILE, yaml.safe_dump(study.model_dump(mode="json"), sort_keys=False))
     loc.write_json(RUN_FILE, {**run_record(study_dir), "versions": versions()})
-    return _search(study, data, loc, progress, clock, started_ray, "run", later=later)
+    return _search(
+        study, data, loc, progress, clock, started_ray, "run", later=later, helper=helper
+    )
 
 
 def resume_study(
@@ -152,12 +160,23 @@ def resume_study(
         data = _load_data(study, study_dir)
     with clock.phase("ray_start"):
         paths = _user_paths(study, study_dir)
-        started_ray = _start_ray(paths, address, num_cpus, loc, shared_storage)
+        warm = _warm_ray(address, False)
+        started_ray = _start_ray(paths, address, num_cpus, loc, shared_storage, warm=warm)
         _check_resources(study)
+    helper = _helper(warm, study, data, paths)
     # No tuner.pkl: the driver died before Tune began, so there is nothing to keep.
     restore = loc.exists(TUNER_STATE)
     return _search(
-        study, data, loc, progress, clock, started_ray, "resume", restore, budget=time_budget
+        study,
+        data,
+        loc,
+        progress,
+        clock,
+        started_ray,
+        "resume",
+        restore,
+        budget=time_budget,
+        helper=helper,
     )
 
 
@@ -172,12 +191,18 @@ def _search(
     restore: bool = False,
     budget: float | None = None,
     later: list | None = None,
+    helper: Any = None,
 ) -> RunOutcome:
     """Search, then write the outputs; each session's time is recorded (wall_seconds sums them).
-    `later`: joins of work started beside the search (the sanity plots), waited for after it."""
+    `later`: joins of work started beside the search (the sanity plots), waited for after it.
+    `helper`: the warm Ray whose holder evaluates the test split (`_helper`): torch is then
+    never imported here."""
     from tunepipe.engine.sessions import record_session
 
-    imported = _import_beside(data, loc)
+    evaluate = None
+    if helper is not None and data is not None and data.test is not None:
+        evaluate = _test_by(helper)
+    imported = _import_beside(data, loc, torch_here=evaluate is None)
     try:
         with clock.phase("search"):
             grid, scheduler, limits = fit(
@@ -192,24 +217,63 @@ def _search(
         clock.beside["sanity_plots"] = join()[1]
     if imported is not None:
         clock.beside["imports"] = imported()[1]
-    return write_outputs(study, data, loc, grid, scheduler, clock, started_ray, limits, kind)
+    return write_outputs(
+        study, data, loc, grid, scheduler, clock, started_ray, limits, kind, evaluate=evaluate
+    )
 
 
-def _import_beside(data: Any, loc: RunLocation) -> Any:
+def _test_by(warm: Any) -> Any:
+    """evaluate(loc, data) for write_outputs, in the warm Ray's holder (evaluate_test here if it
+    is gone). Only the test split is sent (pickled once: the other splits point at it)."""
+    run = calling(warm, "test", evaluate_test)
+
+    def evaluate(loc: RunLocation, data: Any) -> Any:
+        return run(loc, dataclasses.replace(data, train=data.test, val=data.test))
+
+    return evaluate
+
+
+def _helper(warm: Any, study: StudyConfig, data: Any, paths: list[str]) -> Any:
+    """The warm Ray (its holder's torch helper, engine/warm_helper.py) that runs this study's
+    sanity checks and test evaluation, so this process never imports torch; else None."""
+    if not usable(warm, study, data, paths):
+        return None
+    print(
+        "sanity checks and test evaluation: in the warm Ray's holder (torch imported there)",
+        file=sys.stderr,
+    )
+    return warm
+
+
+def _import_beside(data: Any, loc: RunLocation, torch_here: bool = True) -> Any:
     """Import, in a thread while the search runs, what the outputs after it need here and
     nothing imported yet: torch for the test evaluation (a warm Ray with the sanity stage reused
     imported none of it; 1.6 s), the report's matplotlib (0.35 s; the sanity plots are drawn in
     the painter process now). The driver mostly waits on Ray meanwhile, so neither import
-    follows the search any more. Returns beside()'s join, or None when there is nothing to do."""
+    follows the search any more. Returns beside()'s join, or None when there is nothing to do.
+    Not torch when the warm Ray's holder evaluates the test split (`torch_here` False): this
+    import holds the GIL that Tune's loop needs (with it, the search took 2-4 s longer)."""
     import importlib
 
-    needed = (["torch"] if data is not None and data.test is not None else []) + (
-        ["tunepipe.report.html"] if loc.is_local else []
-    )
+    test = torch_here and data is not None and data.test is not None
+    needed = (["torch"] if test else []) + (["tunepipe.report.html"] if loc.is_local else [])
     missing = [m for m in needed if m not in sys.modules]
     if not missing:
         return None
     return beside(lambda: [importlib.import_module(m) for m in missing], "imports")
+
+
+def _warm_ray(address: str | None, fresh: bool) -> Any:
+    """The warm Ray of `tunepipe up` this run joins: None with an address, `--fresh`, or a Ray
+    this process is connected to already (a test's, a notebook's)."""
+    if address or fresh:
+        return None
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        return None
+    from tunepipe.engine.warm import current
+
+    return current()
 
 
 def _start_ray(
@@ -218,18 +282,16 @@ def _start_ray(
     num_cpus: int | None,
     loc: RunLocation,
     shared_storage: bool,
-    fresh: bool = False,
+    warm: Any = None,
 ) -> tuple[bool, str]:
-    """Start or join Ray: the cluster at `address`, else the warm Ray of `tunepipe up` unless
-    `fresh`, else an embedded one. Returns (whether this call connected, so the run disconnects
-    at its end; False in a test's shared session) and which Ray it is."""
+    """Start or join Ray: the cluster at `address`, else `warm` (the warm Ray of `tunepipe up`:
+    `_warm_ray`), else an embedded one. Returns (whether this call connected, so the run
+    disconnects at its end; False in a test's shared session) and which Ray it is."""
     import ray
 
     from tunepipe.engine.session import init_ray
-    from tunepipe.engine.warm import current
 
     connected = ray.is_initialized()
-    warm = None if (address or fresh or connected) else current()
     if warm is not None:
         print(
             f"using the warm Ray of `tunepipe up` at {warm.address} (dashboard {warm.dashboard});"
@@ -276,11 +338,17 @@ def _user_paths(study: StudyConfig, study_dir: Path) -> list[str]:
 
 
 def _sanity(
-    study: StudyConfig, data: Any, loc: RunLocation, progress: bool, later: list
+    study: StudyConfig,
+    data: Any,
+    loc: RunLocation,
+    progress: bool,
+    later: list,
+    run: Any = None,
 ) -> StudyConfig:
     """P1/P5: check before searching (raises SanityFailed on a failed check); resolves `lr: auto`
     and hands the measured loss before training to the divergence rule as its reference. A
-    passed stage's plots are drawn beside the search: their joins go to `later`."""
+    passed stage's plots are drawn beside the search: their joins go to `later`. `run`: what
+    runs the checks (default: `run_sanity`, here)."""
 
     def defer(fn: Any, *args: Any) -> None:
         from tunepipe.report.painter import current
@@ -291,7 +359,7 @@ def _sanity(
         else:  # drawn in the painter process: no GIL taken from Tune's loop
             later.append(beside(painter.run(fn, *args), "sanity_plots"))
 
-    study, result = sanity_stage(study, data, loc, progress=progress, defer=defer)
+    study, result = sanity_stage(study, data, loc, progress=progress, defer=defer, run=run)
     if result is None or data is None or study.stopping.initial_loss is not None:
         return study  # P5's reference: the study's, else expected_initial_loss (schedule.py)
     reference, words = result.divergence_reference(data.chance_loss())

@@ -38,6 +38,8 @@ class WarmRay:
     address: str  # Ray's GCS address, as ray.init(address=...) takes it
     dashboard: str | None
     num_cpus: float
+    helper: str | None = None  # the holder's torch helper (engine/warm_helper.py): its socket
+    key: str | None = None  # ... and the key it takes (hex)
 
 
 def state_path() -> Path:
@@ -50,7 +52,14 @@ def current() -> WarmRay | None:
     path = state_path()
     try:
         raw = json.loads(path.read_text())
-        warm = WarmRay(int(raw["pid"]), str(raw["address"]), raw.get("dashboard"), raw["num_cpus"])
+        warm = WarmRay(
+            int(raw["pid"]),
+            str(raw["address"]),
+            raw.get("dashboard"),
+            raw["num_cpus"],
+            raw.get("helper"),
+            raw.get("key"),
+        )
     except (OSError, ValueError, KeyError, TypeError):
         return None
     if not _alive(warm.pid):
@@ -135,6 +144,9 @@ def serve(path: Path, num_cpus: int | None) -> None:
         signal.signal(sig, lambda s, _f: stop.append(s))
     init_ray(None, num_cpus=num_cpus)
     settled(os.getpid())  # `up` returns once its workers have imported torch, not before
+    from tunepipe.engine.warm_helper import Helper
+
+    helper = Helper()  # imports torch here too, for the studies' sanity checks and tests
     ctx = ray.get_runtime_context()
     from ray._private.worker import get_dashboard_url  # no public accessor in 2.60
 
@@ -144,15 +156,21 @@ def serve(path: Path, num_cpus: int | None) -> None:
         "address": ctx.gcs_address,
         "dashboard": f"http://{dashboard}" if dashboard else None,
         "num_cpus": ray.cluster_resources().get("CPU", 0),
+        "helper": helper.address,
+        "key": helper.key.hex(),
     }
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(state))
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # it holds the helper's key
+    with os.fdopen(fd, "w") as out:
+        out.write(json.dumps(state))
     tmp.replace(path)  # atomic: a reader sees all of it or nothing
     try:
         while not stop:
             time.sleep(0.5)
     finally:
         path.unlink(missing_ok=True)
+        helper.close()
         ray.shutdown()
 
 

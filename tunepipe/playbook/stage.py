@@ -30,6 +30,7 @@ def sanity_stage(
     progress: bool = True,
     console: Any = None,
     defer: Any = None,
+    run: Any = None,
 ) -> tuple[StudyConfig, SanityResult | None]:
     """The first stage of `tunepipe run`: check, write sanity.json + plots into the run folder,
     stop the study (SanityFailed, exit 1) on a failed check, resolve `lr: auto`.
@@ -38,6 +39,8 @@ def sanity_stage(
     take 1.5 s and nothing before the report reads them): the runner runs fn(*args) beside the
     search (in the painter process when there is one, else a thread) and waits for it, and its
     errors, before the outputs. A failed stage writes them here.
+    `run(study, data)`: what runs the checks when no earlier result is reused (default
+    `run_sanity`, here; the runner passes the warm Ray's holder's).
     Returns the study to search (lr resolved) and the result (None when playbook.sanity is off).
     """
     if not study.playbook.sanity:
@@ -47,7 +50,7 @@ def sanity_stage(
     key = reuse.content_key(study, data)
     result = reuse.load(key, loc)  # the same content passed before: its result and files
     if result is None:
-        result = run_sanity(study, data)
+        result = (run or run_sanity)(study, data)
         if defer is not None and result.passed:
             defer(write_and_keep, key, result, loc)
         else:
