@@ -238,6 +238,8 @@ def _helper(warm: Any, study: StudyConfig, data: Any, paths: list[str]) -> Any:
     sanity checks and test evaluation, so this process never imports torch; else None."""
     if not usable(warm, study, data, paths):
         return None
+    if not study.playbook.sanity and data.test is None:
+        return None  # nothing for it to do
     print(
         "sanity checks and test evaluation: in the warm Ray's holder (torch imported there)",
         file=sys.stderr,
