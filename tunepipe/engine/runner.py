@@ -163,7 +163,7 @@ def resume_study(
         warm = _warm_ray(address, False)
         started_ray = _start_ray(paths, address, num_cpus, loc, shared_storage, warm=warm)
         _check_resources(study)
-    helper = _helper(warm, study, data, paths)
+    helper = _helper(warm, study, data, paths, sanity=False)
     # No tuner.pkl: the driver died before Tune began, so there is nothing to keep.
     restore = loc.exists(TUNER_STATE)
     return _search(
@@ -233,17 +233,17 @@ def _test_by(warm: Any) -> Any:
     return evaluate
 
 
-def _helper(warm: Any, study: StudyConfig, data: Any, paths: list[str]) -> Any:
+def _helper(warm: Any, study: StudyConfig, data: Any, paths: list[str], sanity: bool = True) -> Any:
     """The warm Ray (its holder's torch helper, engine/warm_helper.py) that runs this study's
-    sanity checks and test evaluation, so this process never imports torch; else None."""
+    sanity checks (`sanity`: a run's, not a resume's) and test evaluation, so this process never
+    imports torch; else None."""
     if not usable(warm, study, data, paths):
         return None
-    if not study.playbook.sanity and data.test is None:
+    work = [w for w, due in (("sanity checks", sanity and study.playbook.sanity),
+                             ("test evaluation", data.test is not None)) if due]  # fmt: skip
+    if not work:
         return None  # nothing for it to do
-    print(
-        "sanity checks and test evaluation: in the warm Ray's holder (torch imported there)",
-        file=sys.stderr,
-    )
+    print(f"{' and '.join(work)}: in the warm Ray's holder (torch imported there)", file=sys.stderr)
     return warm
 
 
