@@ -95,7 +95,7 @@ def run_study(
     with clock.phase("ray_start_and_sanity"):
         warm = _warm_ray(address, fresh)
         helper = _helper(warm, study, data, paths)
-        run = calling(warm, "sanity", run_sanity) if helper else None
+        run = calling(helper, "sanity", run_sanity) if helper else None
         sanity = beside(lambda: _sanity(study, data, loc, progress, later, run=run), "sanity")
         started_ray = _start_ray(paths, address, num_cpus, loc, shared_storage, warm=warm)
         study, clock.beside["sanity"] = sanity()

@@ -77,7 +77,7 @@ def write_report(run_dir: str | Path, top_k: int = 5) -> Path:
         _lr_history(pics["lr_history"]),
         _hyperparameters(pics["hyperparameters"]),
         _sanity(run),
-        _diagnostics(pics["diagnostics"], _shown(best, top)),
+        _diagnostics(pics["diagnostics"], _shown(best, top)[1]),
         _trials(run, ranked, best),
     ]
     body = "\n".join(sections)
@@ -339,8 +339,7 @@ def _status(status: Any) -> str:
     return f'<span class="badge" style="background:{color}">{fmt(status)}</span>'
 
 
-def _diagnostics(path: Path | None, shown: tuple[str | None, str]) -> str:
-    who = shown[1]
+def _diagnostics(path: Path | None, who: str) -> str:
     lead = (
         "Gradient norm, update/weight ratio (healthy near 1e-3, shaded: L1), top softmax "
         "probability (near uniform early, towards 1 as a classifier learns: P4) and the "
