@@ -89,3 +89,16 @@ def test_only_studies_without_user_code_gpu_or_large_data_use_it(digits):
         x=SimpleNamespace(nbytes=warm_helper.DATA_LIMIT), y=SimpleNamespace(nbytes=1)
     )
     assert not warm_helper.usable(warm, study, dataclasses.replace(data, train=big), [])
+
+
+def test_the_run_says_which_work_goes_to_the_holder(digits, capsys):
+    from tunepipe.engine.runner import _helper
+
+    study, data = digits
+    warm = SimpleNamespace(helper="/tmp/x.sock", key="00")
+    assert _helper(warm, study, data, []) is warm  # a run: its sanity checks, and no test split
+    assert capsys.readouterr().err.startswith("sanity checks: in the warm Ray's holder")
+    assert _helper(warm, study, data, [], sanity=False) is None  # a resume: nothing to send
+    with_test = dataclasses.replace(data, test=data.val)
+    assert _helper(warm, study, with_test, [], sanity=False) is warm
+    assert capsys.readouterr().err.startswith("test evaluation: in the warm Ray's holder")
