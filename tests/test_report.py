@@ -416,3 +416,79 @@ def test_stop_reason_counts_are_drawn_on_whole_trial_ticks(tmp_path, monkeypatch
     plots.plot_stop_reasons({"pruned": 18, "overfitting": 1, "completed": 1}, tmp_path / "s.png")
     ticks = drawn[0].axes[0].get_xticks()
     assert len(ticks) > 2 and all(float(t).is_integer() for t in ticks)  # no half a trial
+
+
+# ---- layout: the pictures state their margins (style.Margins); nothing may fall off or collide --
+
+
+def _layout_problems(fig: Figure) -> list[str]:
+    """Labels, titles and legends cut off by the picture's edge, or panels whose labels collide."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.transforms import Bbox
+
+    canvas = FigureCanvasAgg(fig)  # what savefig draws with
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    edge = Bbox.from_bounds(-1, -1, fig.bbox.width + 2, fig.bbox.height + 2)
+    boxes = [(f"panel {ax.get_title(loc='left') or i}", ax.get_tightbbox(renderer))
+             for i, ax in enumerate(fig.axes) if ax.get_visible()]  # fmt: skip
+    if fig._suptitle is not None:
+        boxes.append(("suptitle", fig._suptitle.get_window_extent(renderer)))
+    boxes += [(f"legend {i}", lg.get_window_extent(renderer)) for i, lg in enumerate(fig.legends)]
+    out = [f"{name} leaves the picture: {bb.bounds}" for name, bb in boxes if not (
+        edge.contains(bb.x0, bb.y0) and edge.contains(bb.x1, bb.y1))]  # fmt: skip
+    for i, (a, bb_a) in enumerate(boxes):
+        for b, bb_b in boxes[i + 1 :]:
+            inter = Bbox.intersection(bb_a, bb_b)
+            if inter is not None and inter.width > 1 and inter.height > 1:
+                out.append(f"{a} overlaps {b}")
+    return out
+
+
+def _long_categories(run: Path) -> Path:
+    """The run with a categorical hyperparameter of long names and a float over six decades."""
+    table = pq.read_table(run / "results.parquet")
+    n = table.num_rows
+    names = ["resnet18_pretrained", "mobilenet_v3_small", "efficientnet_b0", "vit_tiny", "mlp"]
+    table = table.append_column("config.backbone", pa.array([names[i % 5] for i in range(n)]))
+    table = table.append_column(
+        "config.weight_decay_of_the_head", pa.array([1e-7 * 10 ** (i % 6) for i in range(n)])
+    )
+    pq.write_table(table, run / "results.parquet")
+    return run
+
+
+@pytest.mark.parametrize("case", ["synthetic", "max_mode", "long_categories", "many_trials"])
+def test_every_label_stays_inside_its_picture(tmp_path: Path, monkeypatch, case: str) -> None:
+    from tunepipe.report import plots
+
+    drawn: dict[str, Figure] = {}
+    save = plots.save
+    monkeypatch.setattr(
+        plots, "save", lambda fig, path: save(drawn.setdefault(path.name, fig), path)
+    )
+    run = make_run(tmp_path, n_trials=24 if case == "many_trials" else 7,
+                   mode="max" if case == "max_mode" else "min")  # fmt: skip
+    if case == "long_categories":
+        _long_categories(run)
+    write_report(run)
+    assert {"report_curves.png", "report_hyperparameters.png", "report_stop_reasons.png",
+            "report_lr_history.png", "report_diagnostics.png"} <= set(drawn)  # fmt: skip
+    assert {name: _layout_problems(fig) for name, fig in drawn.items()} == dict.fromkeys(drawn, [])
+
+
+def test_sanity_plots_keep_their_labels_inside(tmp_path: Path) -> None:
+    from tunepipe.playbook import output
+    from tunepipe.playbook.result import LRRange, SanityResult
+
+    lrs = np.logspace(-7, 0.5, 90)
+    losses = (2.3 - 1.2 / (1 + np.exp(-(np.log10(lrs) + 3) * 2)) + 30 * lrs**2).tolist()
+    result = SanityResult(
+        [],
+        lr_range=LRRange(lrs.tolist(), losses, losses, 4.3e-4, (4e-5, 3e-2)),
+        overfit_curve=[2.3 * 0.7**i for i in range(40)],
+        overfit_target=0.11,
+    )
+    for draw in (output._draw_lr_range, output._draw_overfit):
+        fig = output.figure(draw, result)
+        assert fig is not None and _layout_problems(fig) == [], draw.__name__

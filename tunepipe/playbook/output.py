@@ -56,16 +56,22 @@ def write_outputs(result: SanityResult, loc: RunLocation) -> list[str]:
 
 
 def _render(draw: Any, result: SanityResult) -> bytes | None:
-    from matplotlib.figure import Figure  # no pyplot: no global state, no display needed
-
-    fig = Figure(figsize=(6.4, 3.6), dpi=100)
-    ax = fig.subplots()
-    if not draw(ax, result):
+    fig = figure(draw, result)
+    if fig is None:
         return None
-    fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     return buf.getvalue()
+
+
+def figure(draw: Any, result: SanityResult) -> Any:
+    """The matplotlib Figure `draw` (`_draw_lr_range`, `_draw_overfit`) makes, or None when the
+    result has nothing for it."""
+    from tunepipe.report.style import Margins, new_figure  # Agg, no pyplot: no global state
+
+    # A title above, axis labels at 10 pt, and log tick labels like 3x10^-1 on the left.
+    fig = new_figure(6.4, 3.6, Margins(left=0.95, right=0.2, top=0.35, bottom=0.55))
+    return fig if draw(fig.subplots(), result) else None
 
 
 def _draw_lr_range(ax: Any, result: SanityResult) -> bool:

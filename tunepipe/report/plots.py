@@ -27,6 +27,7 @@ from tunepipe.report.style import (
     REASON_COLORS,
     TRAIN_COLOR,
     VAL_COLOR,
+    Margins,
     epoch_axis,
     new_figure,
     no_data,
@@ -34,6 +35,7 @@ from tunepipe.report.style import (
     save,
     set_scale,
     spans_decades,
+    text_inches,
     tidy,
     trial_color,
 )
@@ -59,10 +61,14 @@ def curve_columns(history: Columns, metric: str, mode: str = "min") -> list[str]
     return cols
 
 
-def _grid(n: int, ncols: int = 3, panel: tuple[float, float] = (3.9, 2.7)):
+# Panels with a title over a suptitle; x labels under each panel.
+GRID = Margins(left=0.6, right=0.15, top=0.62, bottom=0.45, wgap=0.6, hgap=0.75)
+
+
+def _grid(n: int, ncols: int = 3, panel: tuple[float, float] = (3.9, 2.7), margins: Margins = GRID):
     ncols = max(1, min(ncols, n))
     nrows = -(-n // ncols)
-    fig = new_figure(panel[0] * ncols, panel[1] * nrows)
+    fig = new_figure(panel[0] * ncols, panel[1] * nrows, margins, (nrows, ncols))
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     for ax in axes[n:]:
         ax.set_visible(False)
@@ -167,9 +173,10 @@ def plot_stop_reasons(counts: dict[str, int], path: Path) -> Path | None:
     if not items:
         return None
     items.sort(key=lambda rc: -rc[1])
-    fig = new_figure(6.0, 0.45 * len(items) + 1.0)
-    ax = fig.subplots()
     names = [r for r, _ in items][::-1]
+    left = max(text_inches(r, 8) for r in names) + 0.25  # the reasons label the bars
+    fig = new_figure(6.0, 0.45 * len(items) + 1.0, Margins(left=left, right=0.35, top=0.15))
+    ax = fig.subplots()
     values = [c for _, c in items][::-1]
     ax.barh(names, values, color=[reason_color(r) for r in names], height=0.6)
     for y, v in enumerate(values):
@@ -186,7 +193,9 @@ def plot_lr_history(run: RunData, trial_ids: Sequence[str], path: Path) -> Path 
     """Learning rate per epoch for the top trials; triangles mark decays (playbook L1, P5)."""
     if "lr" not in run.history or not trial_ids:
         return None
-    fig = new_figure(7.5, 3.4)
+    labels = [f"#{rank + 1} {tid}" for rank, tid in enumerate(trial_ids)]
+    legend = 0.55 + max(text_inches(t, 7) for t in labels)  # beside the plot, on the right
+    fig = new_figure(7.5, 3.4, Margins(left=0.95, right=legend, top=0.15))
     ax = fig.subplots()
     drawn = [np.array([])]
     for rank, tid in enumerate(trial_ids):
@@ -197,7 +206,7 @@ def plot_lr_history(run: RunData, trial_ids: Sequence[str], path: Path) -> Path 
             continue
         x, y = x[ok], y[ok]
         color = trial_color(rank)
-        ax.step(x, y, where="post", color=color, linewidth=1.6, label=f"#{rank + 1} {tid}")
+        ax.step(x, y, where="post", color=color, linewidth=1.6, label=labels[rank])
         decays = np.nonzero(np.diff(y) < 0)[0] + 1
         ax.plot(x[decays], y[decays], "v", color=color, markersize=6)
         drawn.append(y)
@@ -240,9 +249,13 @@ def plot_hyperparameters(run: RunData, best: str | None, path: Path) -> Path | N
     colors = np.array([reason_color(r) for r in reasons])
     is_best = np.array([t == best for t in run.trial_ids], dtype=bool)
     rng = np.random.default_rng(0)  # fixed jitter: the same run always gives the same picture
-    fig, axes = _grid(len(names), panel=(3.6, 2.8))
-    for ax, name in zip(axes, names, strict=True):
-        x, labels = _x_positions(run.results[name], rng)
+    positions = [_x_positions(run.results[name], rng) for name in names]
+    # Category names along an x axis are turned 20 degrees once there are more than three.
+    turned = [text_inches(t, 8) * 0.34 for _, ls in positions if ls and len(ls) > 3 for t in ls]
+    extra = max(turned, default=0.0)
+    margins = Margins(left=0.72, top=0.62, bottom=0.75 + extra, wgap=0.75, hgap=0.75 + extra)
+    fig, axes = _grid(len(names), panel=(3.6, 2.8), margins=margins)
+    for ax, name, (x, labels) in zip(axes, names, positions, strict=True):
         ax.set_title(name.removeprefix("config."), fontsize=9, loc="left")
         _hp_panel(ax, x, y, colors, is_best, labels)
         ax.set_ylabel(run.metric, fontsize=8)
@@ -253,7 +266,7 @@ def plot_hyperparameters(run: RunData, best: str | None, path: Path) -> Path | N
     present = sorted(set(reasons), key=lambda r: (r not in REASON_COLORS, r))
     fig.legend(
         handles=[Patch(color=reason_color(r), label=r) for r in present],
-        loc="outside lower center",
+        loc="lower center",  # in the bottom margin, under the panels' x labels
         ncols=len(present),
         fontsize=8,
         frameon=False,
@@ -305,7 +318,7 @@ def plot_lr_range(sanity: SanityData, path: Path) -> Path | None:
     ok = np.isfinite(lrs) & np.isfinite(losses) & (lrs > 0)
     if ok.sum() < 2:
         return None
-    fig = new_figure(7.5, 3.4)
+    fig = new_figure(7.5, 3.4, Margins(left=0.8, top=0.15, right=0.2, bottom=0.5))
     ax = fig.subplots()
     ax.plot(lrs[ok], losses[ok], color="#9CA3AF", linewidth=1, label="loss")
     shown = losses[ok]
@@ -353,7 +366,7 @@ def plot_diagnostics(
     if not reported:
         return None
     epochs = floats(hist.get("epoch"))
-    fig, axes = _grid(len(DIAGNOSTICS), ncols=2, panel=(4.4, 2.6))
+    fig, axes = _grid(len(DIAGNOSTICS), ncols=2, panel=(4.4, 2.6), margins=DIAGNOSTIC_GRID)
     for ax, name in zip(axes, DIAGNOSTICS, strict=True):
         tidy(ax)
         ax.set_title(name, fontsize=9, loc="left")
@@ -365,6 +378,10 @@ def plot_diagnostics(
         epoch_axis(ax)
     fig.suptitle(title or f"Diagnostics of trial {trial_id}", fontsize=11)
     return save(fig, path)
+
+
+# update_ratio's log axis labels ticks like 3x10^-3: wider than the loss panels' labels.
+DIAGNOSTIC_GRID = Margins(left=0.75, right=0.15, top=0.62, bottom=0.45, wgap=0.75, hgap=0.75)
 
 
 def _diagnostic_axes(ax: Axes, name: str, values: np.ndarray) -> None:
