@@ -99,3 +99,22 @@ def test_checkpoint_every_is_epochs_or_auto(bad):
 
     with pytest.raises(StudyFileError, match="checkpoint_every"):
         parse_study(study_dict(train={"checkpoint_every": bad}))
+
+
+def test_best_kept_apart_is_no_reason_to_report_a_checkpoint_and_survives_a_resume():
+    def apart(state=None, **over):
+        s = parse_study(study_dict(**{**FIFO, **over}))
+        return CheckpointPolicy(s, state=state, clock=lambda: 0.0, best_apart=True)
+
+    p = apart(metric="val_acc", mode="max")
+    losses, accs = [1.0, 0.9, 0.95, 0.8], [0.5, 0.7, 0.75, 0.6]
+    reasons = [p.due(e, v) for e, v in enumerate(losses, start=1)]
+    kept = [p.improves({"val_acc": a}) for a in accs]
+    assert reasons == [None] * 4 and kept == [True, True, True, False]  # the metric, its mode
+    assert not p.improves({"val_acc": float("nan")}) and not p.improves({})
+    resumed = apart(state=p.state(4), metric="val_acc", mode="max")
+    assert not resumed.improves({"val_acc": 0.74}) and resumed.improves({"val_acc": 0.8})
+    assert p.due(20, 0.9) == "last"
+    # PBT clones weights between trials: its bests stay among the checkpoints it reports.
+    pbt = apart(scheduler={"kind": "pbt", "max_epochs": 20})
+    assert pbt.due(1, 1.0) == "best" and not pbt.improves({"val_loss": 1.0})  # as before

@@ -61,6 +61,10 @@ def test_four_trial_study_end_to_end(ray_session, tmp_path):
         "checkpoint",
     } <= set(rows[0])
     assert all(r["stop_reason"] == "completed" and r["epochs"] == 3 for r in rows)
+    for r in rows:  # each trial's best epoch, kept apart from Tune's checkpoints (best/)
+        kept = Path(r["checkpoint"])
+        assert kept.parent.name == "best" and kept.name == f"epoch_{r['best_epoch']:05d}"
+        assert json.loads((kept / "meta.json").read_text())["epoch"] == r["best_epoch"]
     assert len(history) == 12 and {h["epoch"] for h in history} == {1, 2, 3}
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["n_trials"] == 4 and summary["stop_reasons"] == {"completed": 4}
@@ -152,7 +156,9 @@ def test_overfitting_trial_stops_and_keeps_best_epoch_checkpoint(ray_session, tm
     assert row["val_loss"] == pytest.approx(min(val))
     assert row["best_epoch"] == 1 + val.index(min(val)) < row["epochs"]
     meta = json.loads((Path(row["checkpoint"]) / "meta.json").read_text())
-    assert meta["epoch"] == row["best_epoch"]  # the best epoch's checkpoint was kept
+    assert meta["epoch"] == row["best_epoch"]  # the best epoch's weights were kept
+    best_model = json.loads((run_dir / "best_model" / "meta.json").read_text())
+    assert best_model["epoch"] == row["best_epoch"]
     # The decision is logged in the run folder, so a resumed study still knows why it stopped.
     logged = json.loads((run_dir / "decisions.json").read_text())[row["trial_id"]]
     assert logged["reason"] == "overfitting" and logged["best_epoch"] == row["best_epoch"]

@@ -142,6 +142,60 @@ def test_checkpoints_where_decisions_need_them_and_every_n_when_asked(tmp_path):
     assert all(b - a <= 2 for a, b in zip(got, got[1:], strict=False))
 
 
+@pytest.mark.parametrize("metric", ["val_loss", "val_acc"])
+def test_best_weights_kept_apart_at_each_new_best_of_the_metric(tmp_path, metric):
+    # tunepipe's Ray trainable passes keep_best: each new best of the study's metric goes to the
+    # trial's best/ folder, and the reported checkpoints are only those decisions and resume need.
+    s = study(
+        max_epochs=12,
+        # val_loss: a rate too high, bests come and go; val_acc: a slow climb, 0.33 to 1.0
+        train={"optimizer": "sgd", "lr": 3.0, "grad_clip": 1.0}
+        if metric == "val_loss"
+        else {"optimizer": "adam", "lr": 0.003},
+        metric=metric,
+        mode="min" if metric == "val_loss" else "max",
+    )
+    data = prepared(s, *blobs(60))
+    rec, kept = Recorder(tmp_path / "rec"), []
+    rec.folder.mkdir()
+
+    def keep_best(folder: str, epoch: int) -> None:
+        kept.append(epoch)
+        ckpt.keep_best(folder, epoch, str(tmp_path / "trial"))
+
+    run_trial({}, data, s, rec, keep_best=keep_best)
+    values = rec.column(metric)
+    sign = 1 if metric == "val_loss" else -1
+    bests = [
+        e for e, v in enumerate(values, 1) if all(sign * v < sign * u for u in values[: e - 1])
+    ]
+    assert kept == bests and len(bests) > 1
+    # Reported: the last epoch and the plateau pauses, not the new bests as such.
+    plateau = needed_epochs(rec.column("val_loss"), 12) - {
+        e
+        for e, v in enumerate(rec.column("val_loss"), 1)
+        if v < min(rec.column("val_loss")[: e - 1], default=math.inf)
+    }
+    assert set(rec.checkpoints) <= plateau | {12} and 12 in rec.checkpoints
+    # One folder is left: the best epoch's, whose weights give the best value again.
+    folder = ckpt.best_in(tmp_path / "trial")
+    assert [p.name for p in (tmp_path / "trial" / ckpt.BEST_DIR).iterdir()] == [
+        f"epoch_{bests[-1]:05d}"
+    ]
+    state, meta = ckpt.load(folder)
+    assert state["epoch"] == meta["epoch"] == bests[-1]
+    assert meta["metrics"][metric] == pytest.approx(values[bests[-1] - 1])
+    run_dir = tmp_path / "runs" / "toy"
+    shutil.copytree(folder, run_dir / "best_model")  # as the run's outputs copy it
+    from tunepipe.models import task_head
+    from tunepipe.train.loop import evaluate
+
+    head = task_head(s.task)
+    val = (torch.from_numpy(data.val.x), torch.from_numpy(data.val.y))
+    again = evaluate(load_model(str(run_dir)).model, head, head.loss_fn(), *val, data)
+    assert again[metric] == pytest.approx(values[bests[-1] - 1], rel=1e-5)
+
+
 def test_sampled_config_overrides_the_study(tmp_path):
     s = study(max_epochs=1)
     rec = train(tmp_path, s, prepared(s, *blobs(60)), config={"lr": 0.002, "hidden_width": 8})

@@ -15,7 +15,7 @@ def test_the_restored_copy_is_removed_after_the_trial(tmp_path, monkeypatch, end
     (copy / "model.pt").write_bytes(b"weights")
     seen = {}
 
-    def fake_run_trial(config, data, study, report, restore_from=None):
+    def fake_run_trial(config, data, study, report, restore_from=None, keep_best=None):
         seen["restore_from"] = restore_from
         seen["existed"] = (copy / "model.pt").exists()  # still there while the trial runs
         if ends == "raises":

@@ -277,6 +277,13 @@ def _trial_id(result: Any) -> str:
 
 
 def _best_checkpoint(result: Any, study: StudyConfig) -> str | None:
+    """The trial's best weights: those tunepipe's trainable kept apart (best/), else the best of
+    the checkpoints Tune kept (an own trainable's, PBT's), else its last."""
+    from tunepipe.train.checkpoint import best_in
+
+    kept = best_in(result.path, result.filesystem) if result.path else None
+    if kept is not None:
+        return kept
     pairs = [(c, m) for c, m in (result.best_checkpoints or []) if _finite(m.get(study.metric))]
     if not pairs:
         return result.checkpoint.path if result.checkpoint is not None else None

@@ -14,6 +14,7 @@ STATE_FILE = "state.pt"
 META_FILE = "meta.json"
 RECORD_KEY = "record"  # in meta.json: every epoch's metrics up to the checkpoint's, in order
 CHECKPOINT_DIR = re.compile(r"^checkpoint_(\d+)$")
+BEST_DIR = "best"  # in a trial's folder: its best epoch's weights, kept apart (keep_best)
 
 
 def save(
@@ -91,3 +92,46 @@ def checkpoint_epoch(directory: str | Path, fs: Any = None) -> int | None:
             return int(json.loads(f.read())["epoch"])
     except (FileNotFoundError, ValueError, KeyError, TypeError):
         return None  # a checkpoint cut short while being written
+
+
+def keep_best(folder: str | Path, epoch: int, trial_dir: str, fs: Any = None) -> str:
+    """Keep the checkpoint `folder` (local) as the trial's best: copied to
+    `trial_dir`/best/epoch_NNNNN on `fs` (a pyarrow filesystem; local when None), then every
+    other folder there removed. Returns the new folder.
+
+    state.pt is written before meta.json, which marks the copy complete (`checkpoint_epoch`): a
+    trial killed mid-copy leaves the previous best as the one `best_in` finds. A resumed trial
+    that trains an epoch again writes it again, and the folders it then removes are those of the
+    epochs it is re-training.
+    """
+    import pyarrow.fs as pafs
+
+    fs = fs or pafs.LocalFileSystem()
+    best = f"{str(trial_dir).rstrip('/')}/{BEST_DIR}"
+    dest = f"{best}/epoch_{epoch:05d}"
+    fs.create_dir(dest, recursive=True)
+    for name in (STATE_FILE, META_FILE):
+        with open(Path(folder) / name, "rb") as src, fs.open_output_stream(f"{dest}/{name}") as out:
+            out.write(src.read())
+    for info in fs.get_file_info(pafs.FileSelector(best)):
+        if info.type == pafs.FileType.Directory and info.path.rstrip("/") != dest:
+            fs.delete_dir(info.path)
+    return dest
+
+
+def best_in(trial_dir: str | Path | None, fs: Any = None) -> str | None:
+    """The trial's best weights kept apart by `keep_best` (its highest complete epoch folder
+    under best/), or None: a trial of an own trainable, under PBT, or from before this layout."""
+    import pyarrow.fs as pafs
+
+    fs = fs or pafs.LocalFileSystem()
+    best = f"{str(trial_dir).rstrip('/')}/{BEST_DIR}" if trial_dir else None
+    if best is None or fs.get_file_info(best).type != pafs.FileType.Directory:
+        return None
+    found = [
+        (epoch, info.path)
+        for info in fs.get_file_info(pafs.FileSelector(best))
+        if info.type == pafs.FileType.Directory
+        and (epoch := checkpoint_epoch(info.path, fs)) is not None
+    ]
+    return max(found)[1] if found else None

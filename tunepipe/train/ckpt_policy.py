@@ -5,7 +5,11 @@ experiment snapshot on the driver. Writing one every epoch paid that for checkpo
 read. A checkpoint is written at an epoch that is:
 
 - `last`: the final epoch (the trial's model);
-- `best`: a new best validation loss of the trial (best_model/ is the best epoch's weights);
+- `best`: a new best validation loss of the trial, unless the trial keeps its best weights apart
+  (`best_apart`: tunepipe's Ray trainable writes them straight to the trial's own best/ folder,
+  train.checkpoint.keep_best, at each new best of the study's metric, `improves`; best_model/
+  is copied from there). A Tune checkpoint costs a report round trip with files to persist and
+  driver-side bookkeeping; on digits two thirds of them were new bests early in a trial;
 - `pause`: one where the plateau rule will decay the rate: the scheduler then pauses the trial,
   and Ray resumes it from its last reported checkpoint, which must be this epoch's;
 - `rung`: an ASHA rung (grace_period x reduction_factor^k), where a scheduler may pause it;
@@ -43,6 +47,7 @@ class CheckpointPolicy:
         study: Any,
         state: dict[str, Any] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        best_apart: bool = False,
     ) -> None:
         every = study.train.checkpoint_every
         self.every_epochs = None if every == "auto" else int(every)
@@ -53,6 +58,11 @@ class CheckpointPolicy:
         self.plateau = PlateauRule(**st.model_dump()) if st and not self.every_epoch else None
         state = state or {}
         self.best = float(state.get("best", math.inf))
+        # Under PBT every epoch is checkpointed anyway, and a clone takes the donor's weights.
+        self.best_apart = best_apart and not self.every_epoch
+        self.metric, self.mode = study.metric, study.mode
+        worst = math.inf if self.mode == "min" else -math.inf
+        self.kept = float(state.get("kept", worst))  # the metric of the weights kept apart
         self.plateau_state = PlateauState(**state.get("plateau", {}))
         self.clock = clock
         self.last_time = clock()
@@ -66,11 +76,23 @@ class CheckpointPolicy:
                 reason = "pause"
         if val_loss < self.best:
             self.best = val_loss
-            reason = reason or "best"
+            if not self.best_apart:
+                reason = reason or "best"
         reason = reason or self._scheduled(epoch)
         if reason is not None:
             self.last_time, self.last_epoch = self.clock(), epoch
         return reason
+
+    def improves(self, metrics: dict[str, Any]) -> bool:
+        """With `best_apart`: whether these metrics are the trial's best yet on the study's
+        metric (so its weights are kept as the trial's best); False otherwise."""
+        value = metrics.get(self.metric)
+        if not self.best_apart or not isinstance(value, (int, float)) or not math.isfinite(value):
+            return False
+        if value < self.kept if self.mode == "min" else value > self.kept:
+            self.kept = float(value)
+            return True
+        return False
 
     def _scheduled(self, epoch: int) -> str | None:
         if epoch >= self.max_epochs:
@@ -85,7 +107,12 @@ class CheckpointPolicy:
 
     def state(self, epoch: int) -> dict[str, Any]:
         """What a checkpoint keeps so a resumed trial's policy goes on from here."""
-        return {"epoch": epoch, "best": self.best, "plateau": asdict(self.plateau_state)}
+        return {
+            "epoch": epoch,
+            "best": self.best,
+            "kept": self.kept,
+            "plateau": asdict(self.plateau_state),
+        }
 
 
 def _rungs(sched: Any) -> set[int]:

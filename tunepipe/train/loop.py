@@ -30,6 +30,9 @@ from tunepipe.train.pretrained import load_pretrained
 
 # report(metrics, checkpoint_dir or None) -> None; raises to stop the trial if the caller wants.
 ReportFn = Callable[[dict[str, Any], "str | None"], None]
+# keep_best(checkpoint_dir, epoch) -> None: keep these weights as the trial's best, apart from
+# the checkpoints reported (train.checkpoint.keep_best); called before the epoch's report.
+KeepBestFn = Callable[[str, int], None]
 
 
 @dataclass
@@ -122,8 +125,12 @@ def run_trial(
     study: StudyConfig,
     report: ReportFn,
     restore_from: str | Path | None = None,
+    keep_best: KeepBestFn | None = None,
 ) -> str:
-    """Train one trial for up to scheduler.max_epochs; returns how it ended (a stop reason)."""
+    """Train one trial for up to scheduler.max_epochs; returns how it ended (a stop reason).
+
+    With `keep_best`, each new best of the study's metric hands its weights to it, and the
+    checkpoints reported are only those a decision or a resume needs (train.ckpt_policy)."""
     hp = Hyper.of(study, config)
     seed = trial_seed(study.seed, config)
     torch.manual_seed(seed)  # model init and dropout draw from torch's generator in this process
@@ -162,7 +169,9 @@ def run_trial(
     # trial ran last (Ray's, after its exploits), so no initial_config is kept.
     if study.scheduler.kind != "pbt":
         meta["initial_config"] = initial_config
-    policy = CheckpointPolicy(study, restored.get("checkpoint_policy"))
+    policy = CheckpointPolicy(
+        study, restored.get("checkpoint_policy"), best_apart=keep_best is not None
+    )
     if start_epoch >= study.scheduler.max_epochs and restored.get("metrics"):
         # Trained to the end, but the driver died before the last report reached it (its
         # checkpoint did): report it again, or the trial would end with no final epoch.
@@ -190,7 +199,9 @@ def run_trial(
         if not math.isfinite(metrics["val_loss"]):
             report({**metrics, "stop_reason": "diverged"}, None)
             return "diverged"
-        if policy.due(epoch, metrics["val_loss"]):  # when a decision or resume can need it
+        due = policy.due(epoch, metrics["val_loss"])  # when a decision or resume can need it
+        best = policy.improves(metrics)
+        if due or best:
             with tempfile.TemporaryDirectory(prefix="tunepipe-ckpt-") as tmp:
                 ckpt.save(
                     tmp,
@@ -207,7 +218,9 @@ def run_trial(
                         ckpt.RECORD_KEY: record,
                     },
                 )
-                report(metrics, tmp)
+                if best and keep_best is not None:  # before the report: it may be the last
+                    keep_best(tmp, epoch)
+                report(metrics, tmp if due else None)
         else:
             report(metrics, None)
     return "completed"

@@ -20,6 +20,7 @@ def tune_trainable(config: dict[str, Any], data: PreparedData, study: StudyConfi
     import torch
     from ray import tune
 
+    from tunepipe.train import checkpoint as ckpt
     from tunepipe.train.loop import run_trial
 
     threads = max(1, int(study.resources.cpu))
@@ -29,11 +30,16 @@ def tune_trainable(config: dict[str, Any], data: PreparedData, study: StudyConfi
         checkpoint = tune.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
         tune.report(metrics, checkpoint=checkpoint)
 
+    storage = tune.get_context().get_storage()
+
+    def keep_best(folder: str, epoch: int) -> None:  # beside Tune's checkpoints, in storage
+        ckpt.keep_best(folder, epoch, storage.trial_fs_path, storage.storage_filesystem)
+
     # A conditional setting whose condition is unmet comes as None: the study's default applies.
     config = {k: v for k, v in config.items() if v is not None}
     copy = restore_point(tune.get_checkpoint())  # a fresh local copy (resume, decay, exploit)
     try:
-        run_trial(config, data, study, report, restore_from=copy)
+        run_trial(config, data, study, report, restore_from=copy, keep_best=keep_best)
     finally:
         if copy is not None:  # else one copy of a checkpoint per restore stays in /tmp
             shutil.rmtree(copy, ignore_errors=True)
