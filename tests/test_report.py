@@ -492,3 +492,21 @@ def test_sanity_plots_keep_their_labels_inside(tmp_path: Path) -> None:
     for draw in (output._draw_lr_range, output._draw_overfit):
         fig = output.figure(draw, result)
         assert fig is not None and _layout_problems(fig) == [], draw.__name__
+
+
+@pytest.mark.parametrize("cpus", [1, 2, 3, 16])
+def test_a_painter_only_with_a_core_to_spare(monkeypatch, cpus: int) -> None:
+    from tunepipe.report import painter as p
+
+    class Fake:  # stands in for the spawned process
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(p, "Painter", Fake)
+    monkeypatch.setattr(p, "usable_cpus", lambda: cpus)
+    with p.painting() as made:
+        assert (made is not None) == (cpus >= p.MIN_CPUS)
+        assert p.current() is made  # what the sanity stage and the report draw with
+    assert p.current() is None
+    with p.painting(enabled=True) as made:  # asked for explicitly: always
+        assert isinstance(made, Fake)

@@ -149,7 +149,7 @@ def test_a_painter_draws_its_share_of_the_pictures_in_its_own_process(
     from tunepipe.report.painter import painting
 
     copy = _copy(run_dir, tmp_path / "painted")
-    with painting() as painter:
+    with painting(enabled=True) as painter:
         assert painter.pid() != os.getpid()
         drawn = painter.run(draw_pictures, copy, PAINTER_SHARE, 5)()
         assert set(drawn) == set(PAINTER_SHARE)
@@ -168,7 +168,7 @@ def test_a_painter_that_died_costs_only_time(run_dir: Path, tmp_path: Path, caps
     from tunepipe.report.painter import painting
 
     copy = _copy(run_dir, tmp_path / "unpainted")
-    with painting() as painter:
+    with painting(enabled=True) as painter:
         os.kill(painter.pid(), signal.SIGKILL)
         page = write_report(copy).read_text()
     assert captions(section(page, "curves")) == ["report_curves.png"]

@@ -104,7 +104,7 @@ def run(
 
     wire_metrics(grafana, prometheus)
     cfg = load_study(study, [*(set_ or []), *(["playbook.sanity=false"] if no_sanity else [])])
-    with painting():  # the plots are drawn in a second process beside this one
+    with painting():  # the plots are drawn in a second process beside this one (3+ CPUs)
         outcome = run_study(
             cfg,
             started=process_start(),
@@ -143,7 +143,7 @@ def resume(
     from tunepipe.report.painter import painting
 
     budget = _duration(time, parse_duration)
-    with painting():  # the report's plots are drawn in a second process beside this one
+    with painting():  # the report's plots: in a second process beside this one (3+ CPUs)
         outcome = resume_study(
             run_dir,
             study_dir=study_dir,

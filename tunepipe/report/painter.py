@@ -11,6 +11,13 @@ sanity plots during the search and half of the report while this process draws t
 `painting()` makes one for the duration of a command; `current()` is what the sanity stage and
 the report draw with (None: draw here, as library callers and most tests do). A painter that
 died is no loss: what it was to draw is drawn here instead (`Painter.run`).
+
+A painter needs a core to spare. Its start (a fresh interpreter importing matplotlib: 1.7 s of
+CPU) falls in Ray's start and the sanity stage, which keep two cores busy, and every core runs a
+trial during the search. On the 2-core machine `benchmarks/time_to_quality.py` runs on, once the
+pictures cost half as much (style.Margins), a cold digits study took 18.64 s with a painter and
+17.89 s without (medians of 3 interleaved runs each, seed 3), so below MIN_CPUS `painting()`
+makes none and everything is drawn in the command's process.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from contextlib import contextmanager
 from typing import Any
 
 _current: Painter | None = None
+MIN_CPUS = 3  # a machine with fewer has no core to spare for a painter (see above)
 
 
 class Painter:
@@ -69,10 +77,21 @@ def current() -> Painter | None:
     return _current
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity: a container's or taskset's share)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 @contextmanager
-def painting() -> Iterator[Painter]:
-    """A painter for the block (current() inside it), closed after it."""
+def painting(enabled: bool | None = None) -> Iterator[Painter | None]:
+    """A painter for the block (current() inside it), closed after it. None, and everything is
+    drawn in this process, when `enabled` is False: by default on fewer than MIN_CPUS CPUs."""
     global _current
+    if not (enabled if enabled is not None else usable_cpus() >= MIN_CPUS):
+        yield None
+        return
     painter, before = Painter(), _current
     _current = painter
     try:
