@@ -36,24 +36,15 @@ def test_the_epoch_a_plateau_decay_pauses_the_trial_is_checkpointed_as_the_judge
     assert p.plateau_state.decays == 2
 
 
-def test_asha_rungs_are_checkpointed():
+def test_asha_rungs_are_not_checkpointed():
+    # tunepipe's ASHA stops or continues a trial at a rung, never pauses it there: no reader.
     p = policy(
         scheduler={"kind": "asha", "max_epochs": 20, "grace_period": 1},
         stopping={"plateau": None},
     )
-    assert p.rungs == {1, 3, 9}
     p.due(1, 1.0)  # best
-    assert [p.due(e, 2.0) for e in range(2, 11)] == [
-        None,
-        "rung",
-        None,
-        None,
-        None,
-        None,
-        None,
-        "rung",
-        None,
-    ]
+    assert [p.due(e, 2.0) for e in range(2, 20)] == [None] * 18
+    assert p.due(20, 2.0) == "last"
 
 
 def test_pbt_checkpoints_every_epoch_for_exploits():

@@ -340,6 +340,19 @@ def test_newest_in_picks_the_highest_numbered_complete_checkpoint(tmp_path):
     assert ckpt.newest_in(str(tmp_path)) == best
 
 
+def test_newest_in_counts_the_best_weights_kept_apart_when_newer(tmp_path):
+    # A trial stopped by an interrupt or a time budget resumes from its latest best (best/ is a
+    # full checkpoint), as it did when every new best was a reported checkpoint.
+    make_checkpoint(tmp_path / "checkpoint_000001", epoch=2)
+    kept = make_checkpoint(tmp_path / ckpt.BEST_DIR / "epoch_00005", epoch=5)
+    make_checkpoint(tmp_path / ckpt.BEST_DIR / "epoch_00007", files=(ckpt.STATE_FILE,))  # cut
+    assert ckpt.best_in(tmp_path) == kept and ckpt.newest_in(tmp_path) == kept
+    same = make_checkpoint(tmp_path / "checkpoint_000002", epoch=5)  # a tie: the checkpoint
+    assert ckpt.newest_in(tmp_path) == same
+    later = make_checkpoint(tmp_path / "checkpoint_000003", epoch=6)
+    assert ckpt.newest_in(tmp_path) == later
+
+
 def test_newest_in_prefers_the_latest_epoch_over_the_folder_number(tmp_path):
     # After a restore Ray numbers checkpoints from its last snapshot: checkpoint_000002 may be
     # rewritten with epoch 5 while checkpoint_000003 still holds epoch 4.

@@ -62,7 +62,10 @@ def newest_in(trial_dir: str | Path | None, fs: Any = None) -> str | None:
     otherwise restart the trial from zero although its checkpoints are on disk. `fs` is the
     pyarrow filesystem of `trial_dir` (local when None). "Newest" is the highest epoch in
     meta.json, not the folder's number: after a restore Ray numbers new checkpoints from what its
-    last snapshot knew, so a lower-numbered folder can hold a later epoch.
+    last snapshot knew, so a lower-numbered folder can hold a later epoch. The trial's best
+    weights kept apart (`keep_best`) are a full checkpoint too (optimizer, RNG, policy state,
+    record) and count when newer: a trial stopped by an interrupt or a time budget resumes from
+    its latest best, as it did when every new best was a reported checkpoint.
     """
     import pyarrow.fs as pafs
 
@@ -77,6 +80,9 @@ def newest_in(trial_dir: str | Path | None, fs: Any = None) -> str | None:
         epoch = checkpoint_epoch(info.path, fs)
         if epoch is not None:
             found.append((epoch, int(m.group(1)), info.path))
+    best = best_in(trial_dir, fs)
+    if best is not None:  # at an epoch a checkpoint also holds, the checkpoint (ranked higher)
+        found.append((checkpoint_epoch(best, fs), -1, best))
     return max(found)[2] if found else None
 
 

@@ -9,13 +9,16 @@ read. A checkpoint is written at an epoch that is:
   (`best_apart`: tunepipe's Ray trainable writes them straight to the trial's own best/ folder,
   train.checkpoint.keep_best, at each new best of the study's metric, `improves`; best_model/
   is copied from there). A Tune checkpoint costs a report round trip with files to persist and
-  driver-side bookkeeping; on digits two thirds of them were new bests early in a trial;
+  driver-side bookkeeping; on digits two thirds of them were new bests early in a trial. The
+  best folder is a full checkpoint, so a resume restarts from it when it is the newest;
 - `pause`: one where the plateau rule will decay the rate: the scheduler then pauses the trial,
   and Ray resumes it from its last reported checkpoint, which must be this epoch's;
-- `rung`: an ASHA rung (grace_period x reduction_factor^k), where a scheduler may pause it;
 - `exploit`: every epoch under PBT, which clones other trials' newest checkpoints at any time;
 - `interval`: the interval since the last checkpoint has passed, `checkpoint_every` epochs, or
   with `auto` (the default) AUTO_SECONDS of training: a killed study loses at most that much.
+
+Not at ASHA's rungs: tunepipe's ASHA stops or continues a trial there and never pauses it (only
+the plateau decay pauses), so nothing reads a checkpoint written for a rung.
 
 The plateau decision is mirrored here with the same pure rule the scheduler runs
 (tunepipe_schedulers.rules.PlateauRule), fed the same val_loss sequence; its state travels in the
@@ -53,7 +56,6 @@ class CheckpointPolicy:
         self.every_epochs = None if every == "auto" else int(every)
         self.max_epochs = study.scheduler.max_epochs
         self.every_epoch = study.scheduler.kind == "pbt"
-        self.rungs = _rungs(study.scheduler) if study.scheduler.kind == "asha" else set()
         st = study.stopping.plateau
         self.plateau = PlateauRule(**st.model_dump()) if st and not self.every_epoch else None
         state = state or {}
@@ -99,8 +101,6 @@ class CheckpointPolicy:
             return "last"
         if self.every_epoch:
             return "exploit"
-        if epoch in self.rungs:
-            return "rung"
         if self.every_epochs is not None:
             return "interval" if epoch - self.last_epoch >= self.every_epochs else None
         return "interval" if self.clock() - self.last_time >= AUTO_SECONDS else None
@@ -113,12 +113,3 @@ class CheckpointPolicy:
             "kept": self.kept,
             "plateau": asdict(self.plateau_state),
         }
-
-
-def _rungs(sched: Any) -> set[int]:
-    """ASHA's milestones: grace_period x reduction_factor^k below max_epochs (Ray's rungs)."""
-    out, k = set(), 0
-    while (t := int(sched.grace_period * sched.reduction_factor**k)) < sched.max_epochs:
-        out.add(t)
-        k += 1
-    return out
