@@ -168,3 +168,48 @@ def test_shutdown_stops_the_autoscaler_monitor_first_instead_of_waiting_a_second
     assert out["alive"] == [], f"Ray processes left running: {out['alive']}"
     assert out["monitor"] == -9, "the monitor was not killed by shutdown_embedded"
     assert out["waited"]["monitor"] < 0.2, out["waited"]  # Ray's own wait: 1.0 s
+
+
+@pytest.mark.parametrize("logger", ["SessionJsonLogger", "SessionCSVLogger"])
+def test_a_trial_restarted_in_this_session_keeps_its_local_log(tmp_path, logger):
+    # tunepipe.engine.tune_logs overrides Ray's LoggerCallback._restore_from_remote, which a
+    # trial with a checkpoint calls as it starts: a trial resumed after a plateau pause kept its
+    # current local log, and Ray printed "Remote file not found" when storage had none yet.
+    import logging
+    from types import SimpleNamespace
+
+    import pyarrow.fs as pafs
+    from ray.tune.logger.logger import LoggerCallback
+
+    from tunepipe.engine import tune_logs
+
+    assert "_restore_from_remote" in vars(LoggerCallback)  # Ray's method, still there
+    local, remote = tmp_path / "local", tmp_path / "storage"
+    local.mkdir()
+    remote.mkdir()
+    trial = SimpleNamespace(
+        checkpoint=object(),
+        local_path=str(local),
+        storage=SimpleNamespace(
+            trial_fs_path=str(remote), storage_filesystem=pafs.LocalFileSystem()
+        ),
+    )
+    cb = getattr(tune_logs, logger)()
+    (local / "result.json").write_text('{"epoch": 1}\n{"epoch": 2}\n')  # this session's log
+    (remote / "result.json").write_text('{"epoch": 1}\n')  # storage, as of the last sync
+    (local / "progress.csv").write_text("epoch\n1\n2\n")  # and storage has none yet
+    seen = []
+    handler = logging.Handler()
+    handler.emit = lambda record: seen.append(record.getMessage())
+    ray_logger = logging.getLogger("ray.tune.logger.logger")
+    ray_logger.addHandler(handler)
+    try:
+        cb._restore_from_remote("result.json", trial)  # Ray's: the stale copy over the local
+        cb._restore_from_remote("progress.csv", trial)  # Ray's: "Remote file not found"
+    finally:
+        ray_logger.removeHandler(handler)
+    assert (local / "result.json").read_text() == '{"epoch": 1}\n{"epoch": 2}\n'
+    assert (local / "progress.csv").read_text() == "epoch\n1\n2\n" and seen == []
+    (remote / "other.json").write_text("from storage")  # no local log: Ray's restore, as before
+    cb._restore_from_remote("other.json", trial)
+    assert (local / "other.json").read_text() == "from storage"

@@ -73,10 +73,10 @@ def tracker_callbacks(study: StudyConfig, loc: RunLocation, outcome: Outcome) ->
     of 3 runs of seed 1). Tune adds its own loggers unless TUNE_DISABLE_AUTO_CALLBACK_LOGGERS is
     set (tuner.fit sets it).
     """
-    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
+    from tunepipe.engine.tune_logs import SessionCSVLogger, SessionJsonLogger
 
     check_trackers(study)
-    callbacks: list[Any] = [CSVLoggerCallback(), JsonLoggerCallback()]
+    callbacks: list[Any] = [SessionCSVLogger(), SessionJsonLogger()]
     for name in study.active_trackers:
         if name == "tensorboard":
             from ray.tune.logger import TBXLoggerCallback
