@@ -143,8 +143,9 @@ def test_tracker_callbacks_are_rays_own_loggers(monkeypatch, tmp_path):
         loc = locate(str(tmp_path), study.name)
         return tracker_callbacks(study, loc, TrialOutcome(study, None))
 
-    plain = kinds()
-    assert [type(c) for c in plain] == [CSVLoggerCallback, JsonLoggerCallback]
+    plain = kinds()  # Ray's loggers (restoring a log from storage only for a new driver)
+    assert [type(c).__name__ for c in plain] == ["SessionCSVLogger", "SessionJsonLogger"]
+    assert isinstance(plain[0], CSVLoggerCallback) and isinstance(plain[1], JsonLoggerCallback)
     assert isinstance(kinds(tensorboard=True)[-1], TBXLoggerCallback)  # the old key, a synonym
     _, _, mlflow_cb, wandb_cb = kinds(trackers=["mlflow", "wandb"])
     assert isinstance(mlflow_cb, MLflowLoggerCallback) and mlflow_cb.experiment_name == "t"

@@ -78,10 +78,11 @@ def reported_epochs(run: Path) -> dict[str, list[int]]:
 
 
 def checkpoint_epochs(run: Path) -> dict[str, int]:
-    """Each trial folder's newest checkpoint epoch on disk (0: none)."""
+    """Each trial folder's newest checkpoint epoch on disk (0: none): its reported checkpoints
+    and its best weights kept apart (best/, a full checkpoint a resume restarts from too)."""
     out = {}
     for trial in (p for p in run.iterdir() if p.is_dir() and p.name.startswith("tune_")):
-        metas = trial.glob("checkpoint_*/meta.json")
+        metas = [*trial.glob("checkpoint_*/meta.json"), *trial.glob("best/epoch_*/meta.json")]
         out[trial.name] = max((json.loads(m.read_text())["epoch"] for m in metas), default=0)
     return out
 

@@ -144,7 +144,16 @@ class TrialOutcome:
 
 
 def best_checkpoint_path(trial: Any) -> str | None:
-    """The trial's best checkpoint as Tune ranks them (CheckpointConfig's score), else its last."""
+    """The trial's best weights, as results.parquet names them: those tunepipe's trainable kept
+    apart (best/), else the best checkpoint as Tune ranks them (CheckpointConfig's score), else
+    its last."""
+    from tunepipe.train.checkpoint import best_in
+
+    storage = getattr(trial, "storage", None)
+    if storage is not None:
+        kept = best_in(storage.trial_fs_path, storage.storage_filesystem)
+        if kept is not None:
+            return kept
     manager = trial.run_metadata.checkpoint_manager
     best = manager.best_checkpoint_result or manager.latest_checkpoint_result
     return best.checkpoint.path if best is not None else None
