@@ -6,8 +6,8 @@ decay, then resumed) has its log here already, current, while storage holds it o
 last sync: with checkpoints written only where needed (docs/checkpoints.md), often not yet, and
 Ray printed "Remote file not found" for every such trial; where storage had an older copy, Ray's
 copy would replace the current local log (tests/test_ray_internals.py shows both). The local log
-is kept as it is then; a
-new driver (`tunepipe resume`) has a new staging folder and restores from storage as before.
+is kept as it is then; a new driver (`tunepipe resume`) has a new staging folder and restores
+from storage as before.
 Module-level classes: Tune pickles the callbacks into tuner.pkl for a resume.
 """
 

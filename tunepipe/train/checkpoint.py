@@ -80,9 +80,9 @@ def newest_in(trial_dir: str | Path | None, fs: Any = None) -> str | None:
         epoch = checkpoint_epoch(info.path, fs)
         if epoch is not None:
             found.append((epoch, int(m.group(1)), info.path))
-    best = best_in(trial_dir, fs)
+    best = _kept_best(trial_dir, fs)
     if best is not None:  # at an epoch a checkpoint also holds, the checkpoint (ranked higher)
-        found.append((checkpoint_epoch(best, fs), -1, best))
+        found.append((best[0], -1, best[1]))
     return max(found)[2] if found else None
 
 
@@ -128,6 +128,12 @@ def keep_best(folder: str | Path, epoch: int, trial_dir: str, fs: Any = None) ->
 def best_in(trial_dir: str | Path | None, fs: Any = None) -> str | None:
     """The trial's best weights kept apart by `keep_best` (its highest complete epoch folder
     under best/), or None: a trial of an own trainable, under PBT, or from before this layout."""
+    best = _kept_best(trial_dir, fs)
+    return best[1] if best is not None else None
+
+
+def _kept_best(trial_dir: str | Path | None, fs: Any = None) -> tuple[int, str] | None:
+    """(epoch, folder) of `best_in`'s folder: its epoch read once, for `newest_in` too."""
     import pyarrow.fs as pafs
 
     fs = fs or pafs.LocalFileSystem()
@@ -140,4 +146,4 @@ def best_in(trial_dir: str | Path | None, fs: Any = None) -> str | None:
         if info.type == pafs.FileType.Directory
         and (epoch := checkpoint_epoch(info.path, fs)) is not None
     ]
-    return max(found)[1] if found else None
+    return max(found) if found else None
