@@ -292,17 +292,17 @@ def test_a_target_ends_the_study_and_stops_the_running_trials(ray_session, tmp_p
     assert any(r["stop_reason"] == "target" for r in rows)
 
 
-@pytest.mark.ray
-def test_max_concurrent_trials_one_never_runs_two_at_once(ray_session, tmp_path):
+def _timed_spans(tmp_path: Path, num_samples: int, **overrides) -> list[tuple[float, float]]:
+    """Run the `timed` trainable (3 reports, 0.2 s apart); each trial's (start, end), sorted."""
     study = {
-        "name": "serial",
+        "name": "timed",
         "trainable": "timed:train",
         "code_dir": str(Path(__file__).parent / "user_code"),
         "search_space": {"x": {"type": "uniform", "low": 0, "high": 1}},
         "scheduler": {"kind": "fifo", "max_epochs": 3},
         "metric": "loss",
-        "num_samples": 4,
-        "budget": {"max_concurrent_trials": 1},
+        "num_samples": num_samples,
+        **overrides,
     }
     from tunepipe.engine.runner import run_study
 
@@ -314,11 +314,38 @@ def test_max_concurrent_trials_one_never_runs_two_at_once(ray_session, tmp_path)
     for row in history:
         start, end = spans.get(row["trial_id"], (math.inf, -math.inf))
         spans[row["trial_id"]] = (min(start, row["started"]), max(end, row["now"]))
-    assert len(spans) == 4
-    ordered = sorted(spans.values())
+    assert len(spans) == num_samples
+    return sorted(spans.values())
+
+
+def _most_at_once(spans: list[tuple[float, float]]) -> int:
+    events = sorted([(s, 1) for s, _ in spans] + [(e, -1) for _, e in spans])
+    running = most = 0
+    for _, step in events:
+        running += step
+        most = max(most, running)
+    return most
+
+
+@pytest.mark.ray
+def test_max_concurrent_trials_one_never_runs_two_at_once(ray_session, tmp_path):
+    ordered = _timed_spans(tmp_path, 4, budget={"max_concurrent_trials": 1})
     assert all(
         a_end <= b_start for (_, a_end), (b_start, _) in zip(ordered, ordered[1:], strict=False)
     )
+    assert _most_at_once(ordered) == 1
+
+
+@pytest.mark.ray
+def test_a_model_based_search_runs_a_trial_on_every_cpu(ray_session, tmp_path):
+    # Tune asks a searcher for one trial at a time: without tunepipe_schedulers.actors, the
+    # second trial actor was still starting when the first trial ended, was dropped for the free
+    # one, and a TPE study ran one trial at a time on 2 CPUs (measured: 1 worker, all trials).
+    spans = _timed_spans(tmp_path, 6, search={"kind": "tpe", "n_startup_trials": 2})
+    assert _most_at_once(spans) == 2
+    busy = sum(e - s for s, e in spans)
+    wall = spans[-1][1] - spans[0][0]
+    assert busy / wall > 1.5, f"{busy:.2f} s of trials in {wall:.2f} s: mostly one at a time"
 
 
 def test_cmaes_samples_ranges_through_optuna():

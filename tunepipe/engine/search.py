@@ -30,6 +30,10 @@ PRUNED_REASONS = ("pruned", "diverged")  # stopped before showing what the confi
 def build_search(study: StudyConfig, scheduler: Any, warm: list[tuple[dict, float]] = ()) -> Any:
     """Tune's `search_alg` for the study; max_concurrent_trials held by either kind."""
     limit = study.budget.max_concurrent_trials
+    actors = getattr(scheduler, "actors", None)  # tunepipe_schedulers.actors.ActorReserve
+    if actors is not None:
+        actors.limit = limit or 0
+        actors.one_at_a_time = study.search.kind in ("tpe", "cmaes")
     if study.search.kind not in ("tpe", "cmaes"):
         return ResumeFirstSearch(scheduler, random_state=study.seed, max_concurrent=limit or 0)
     searcher: Any = PlaybookOptunaSearch(
