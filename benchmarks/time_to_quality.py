@@ -4,7 +4,8 @@ Methods (same study file: examples/digits.yaml with --trials samples and the see
 split rows, space, epoch budget and, for the Ray methods, the same sampled configurations):
 
 - tunepipe, cold: `tunepipe run --fresh` (Ray's start, imports, sanity stage, report included);
-- tunepipe, warm: `tunepipe run` after `tunepipe up` (up and down are outside the wall);
+- tunepipe, warm: `tunepipe run` after `tunepipe up` and a first, untimed 2-trial study of
+  another seed (up, that study and down are outside the wall);
 - tunepipe with Optuna's TPE as its searcher (`--set search.kind=tpe`, docs/search.md), warm;
 - the same with ASHA at Optuna's successive-halving rungs (grace 1, reduction factor 4), warm:
   the Optuna row's pruning budget, so the two differ in sampler, rules and scheduling only;
@@ -54,6 +55,8 @@ class Method:
     read: Callable[[Path], dict]  # the folder -> {best_val_loss, epochs, rows, [phases]}
     before: list[str] = field(default_factory=list)  # run untimed before it (tunepipe up)
     after: list[str] = field(default_factory=list)  # run untimed after it (tunepipe down)
+    # run untimed after `before`: (study file, its folder) -> a command (a first study)
+    prime: Callable[[Path, Path], list[str]] | None = None
 
 
 def _tunepipe_argv(*extra: str) -> Callable[[Path, Path], list[str]]:
@@ -93,9 +96,19 @@ OPTUNA_RUNGS = ("search.kind=tpe", "scheduler.grace_period=1", "scheduler.reduct
 
 
 def _warm(*overrides: str) -> Method:
-    """`tunepipe run --set OVERRIDE...` on the warm Ray (`tunepipe up` before, `down` after)."""
+    """`tunepipe run --set OVERRIDE...` on the warm Ray (`tunepipe up` before, `down` after), as
+    the second study after `up`: a user's are mostly later ones, and Ray prestarts workers for
+    the first job only (tunepipe asks for more at each study's end, engine/ray_private.py). The
+    first, untimed, is a 2-trial study of another seed: its sanity result is not the timed one's."""
     sets = [arg for o in overrides for arg in ("--set", o)]
-    return Method(_tunepipe_argv(*sets), _read_tunepipe, before=[*TP, "up"], after=[*TP, "down"])
+    prime = ("--set", "seed=1000", "--set", "num_samples=2")
+
+    def first(study: Path, folder: Path) -> list[str]:
+        return [*TP, "run", str(study), "--storage", str(folder / "prime"), *sets, *prime]
+
+    return Method(
+        _tunepipe_argv(*sets), _read_tunepipe, before=[*TP, "up"], after=[*TP, "down"], prime=first
+    )
 
 
 METHODS: dict[str, Method] = {
@@ -158,6 +171,8 @@ def run_method(method: Method, folder: Path, seed: int, args: argparse.Namespace
     if method.before:
         call(method.before)
     try:
+        if method.prime is not None:
+            call(method.prime(study, folder))
         t0 = time.perf_counter()
         call(method.argv(study, folder))
         wall = time.perf_counter() - t0

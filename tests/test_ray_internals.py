@@ -213,3 +213,34 @@ def test_a_trial_restarted_in_this_session_keeps_its_local_log(tmp_path, logger)
     (remote / "other.json").write_text("from storage")  # no local log: Ray's restore, as before
     cb._restore_from_remote("other.json", trial)
     assert (local / "other.json").read_text() == "from storage"
+
+
+def test_tune_controller_keeps_the_actor_cache_and_pending_count_actor_reserve_uses() -> None:
+    # tunepipe_schedulers/actors.py: ActorReserve raises _actor_cache's wanted count and sets
+    # the pending-trial count through update_max_pending_trials.
+    from ray.tune.execution import tune_controller as tc
+    from ray.tune.search import SearchGenerator
+    from ray.tune.search.optuna import OptunaSearch
+
+    _source_calls(tc.TuneController.__init__, "self._actor_cache = _ObjectCache(")
+    _source_calls(tc.TuneController._maybe_cache_trial_actor, "self._actor_cache.cache_object(")
+    assert callable(getattr(tc.TuneController, "update_max_pending_trials", None))
+    from ray.tune.utils.object_cache import _ObjectCache
+
+    assert callable(getattr(_ObjectCache, "increase_max", None))
+    # The premise: a searcher is asked for one trial at a time (Ray's generator for many).
+    searcher = SearchGenerator(OptunaSearch(space={}, metric="loss", mode="min"))
+    assert tc._get_max_pending_trials(searcher) == 1
+
+
+def test_the_raylet_rpc_worker_prestarter_calls_is_shipped() -> None:
+    # engine/ray_private.worker_prestarter: the warm Ray's next study finds idle workers.
+    from ray._private.grpc_utils import init_grpc_channel
+    from ray.core.generated import common_pb2, node_manager_pb2, node_manager_pb2_grpc
+
+    assert callable(init_grpc_channel)
+    fields = {f.name for f in node_manager_pb2.PrestartWorkersRequest.DESCRIPTOR.fields}
+    assert {"language", "num_workers", "keep_alive_duration_secs", "job_id"} <= fields
+    assert common_pb2.PYTHON == 0
+    stub = node_manager_pb2_grpc.NodeManagerServiceStub
+    assert "PrestartWorkers" in inspect.getsource(stub.__init__), "the raylet's RPC moved"

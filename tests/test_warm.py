@@ -87,14 +87,30 @@ def _builtin_study(folder: Path) -> Path:
     return study
 
 
-def _idle_ray_workers() -> set[int]:
-    """Pids of Ray worker processes bound to no job yet (their title is ray::IDLE)."""
-    found = set()
-    for proc in psutil.process_iter(["pid", "cmdline"]):
-        cmd = proc.info["cmdline"] or []
-        if cmd and cmd[0].startswith("ray::IDLE"):
-            found.add(proc.info["pid"])
-    return found
+def _idle_ray_workers(at_least: int = 0) -> set[int]:
+    """Pids of Ray worker processes bound to no job yet (their title is ray::IDLE), once there
+    are `at_least` (waiting up to 30 s)."""
+    import time
+
+    deadline = time.monotonic() + 30
+    while True:
+        found = set()
+        for proc in psutil.process_iter(["pid", "cmdline"]):
+            cmd = proc.info["cmdline"] or []
+            if cmd and cmd[0].startswith("ray::IDLE"):
+                found.add(proc.info["pid"])
+        if len(found) >= at_least or time.monotonic() > deadline:
+            return found
+        time.sleep(0.2)
+
+
+def _trial_pids(storage: Path) -> set[int]:
+    """The worker processes the trials of the study stored under `storage` reported from."""
+    return {
+        int(row["pid"])
+        for f in storage.glob("*/*/progress.csv")
+        for row in csv.DictReader(f.open())
+    }
 
 
 def _cpu_seconds(pids: set[int], over: float) -> float:
@@ -150,11 +166,14 @@ def test_run_joins_the_warm_ray_with_each_studys_own_code(state, tmp_path):
         run_dir = tmp_path / "r0" / "b"
         assert json.loads((run_dir / "sanity.json").read_text())["passed"]
         assert json.loads((run_dir / "summary.json").read_text())["test"]["test_acc"] > 0.5
-        trial_pids = {
-            int(row["pid"])
-            for f in (tmp_path / "r0").glob("*/*/progress.csv")
-            for row in csv.DictReader(f.open())
-        }
+        trial_pids = _trial_pids(tmp_path / "r0")
+        assert trial_pids and trial_pids <= idle, (trial_pids, idle)
+        # At its end it asked the warm Ray for idle workers for the next study (Ray prestarts
+        # them only for the first job): the next study's trials take those too.
+        idle = _idle_ray_workers(at_least=2)
+        done = _cli("run", str(builtin), "--storage", str(tmp_path / "r0b"), cwd=builtin.parent)
+        assert done.returncode == 0, done.stderr[-2000:]
+        trial_pids = _trial_pids(tmp_path / "r0b")
         assert trial_pids and trial_pids <= idle, (trial_pids, idle)
         first = _run(_study(tmp_path, 10), tmp_path / "r1")
         assert first["ray"] == "warm" and "using the warm Ray" in first["stderr"]

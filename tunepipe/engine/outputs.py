@@ -75,7 +75,9 @@ def write_outputs(
             summary["test"] = (evaluate or evaluate_test)(loc, data)
     loc.write_json("summary.json", summary)  # the report reads it
     with clock.phase("report"):  # drawn while Ray shuts down: neither waits for the other
-        apart = finish_overlapped(loc.path if loc.is_local else None, started_ray[0])
+        apart = finish_overlapped(
+            loc.path if loc.is_local else None, started_ray[0], warm=started_ray[1] == "warm"
+        )
     total = record_session(loc, kind, clock.elapsed(), "finished")  # every session's wall
     summary.update(
         wall_seconds=round(total, 2),
