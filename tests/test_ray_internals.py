@@ -215,20 +215,15 @@ def test_a_trial_restarted_in_this_session_keeps_its_local_log(tmp_path, logger)
     assert (local / "other.json").read_text() == "from storage"
 
 
-def test_tune_controller_keeps_the_actor_cache_and_pending_count_actor_reserve_uses() -> None:
-    # tunepipe_schedulers/actors.py: ActorReserve raises _actor_cache's wanted count and sets
-    # the pending-trial count through update_max_pending_trials.
+def test_tune_controller_asks_a_searcher_for_one_trial_at_a_time() -> None:
+    # tunepipe_schedulers/actors.py: AllSlotsAtOnce raises the pending-trial count through
+    # update_max_pending_trials, because a searcher gets 1 (Ray's own generator many).
     from ray.tune.execution import tune_controller as tc
     from ray.tune.search import SearchGenerator
     from ray.tune.search.optuna import OptunaSearch
 
-    _source_calls(tc.TuneController.__init__, "self._actor_cache = _ObjectCache(")
-    _source_calls(tc.TuneController._maybe_cache_trial_actor, "self._actor_cache.cache_object(")
     assert callable(getattr(tc.TuneController, "update_max_pending_trials", None))
-    from ray.tune.utils.object_cache import _ObjectCache
-
-    assert callable(getattr(_ObjectCache, "increase_max", None))
-    # The premise: a searcher is asked for one trial at a time (Ray's generator for many).
+    _source_calls(tc.TuneController._maybe_update_trial_queue, "self._max_pending_trials")
     searcher = SearchGenerator(OptunaSearch(space={}, metric="loss", mode="min"))
     assert tc._get_max_pending_trials(searcher) == 1
 

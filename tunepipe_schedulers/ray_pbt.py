@@ -37,14 +37,13 @@ from ray.tune.experiment import Trial
 from ray.tune.schedulers.pbt import PopulationBasedTraining
 from ray.tune.schedulers.trial_scheduler import TrialScheduler
 
-from tunepipe_schedulers.actors import ActorReserve, KeepsActors
 from tunepipe_schedulers.explore import ExplorePolicy, mutations_from_space, playbook_explore
 from tunepipe_schedulers.judge import PlaybookJudge
 from tunepipe_schedulers.ray_asha import StopRecord
 from tunepipe_schedulers.rules import STOP, DivergenceRule, OverfittingRule
 
 
-class PlaybookPBT(KeepsActors, PopulationBasedTraining):
+class PlaybookPBT(PopulationBasedTraining):
     """PBT whose explore step follows `tunepipe_schedulers.explore` and whose trials obey the rules.
 
     Args:
@@ -93,7 +92,6 @@ class PlaybookPBT(KeepsActors, PopulationBasedTraining):
         # {trial_id: [{"epoch", "from", "changed": {key: [before, after]}}]}, in order
         self.exploits: dict[str, list[dict[str, Any]]] = {}
         self.max_t = max_t  # the trials' epoch budget: a donor that reached it leaves no epochs
-        self.actors = ActorReserve()
 
     def on_trial_result(self, tune_controller: Any, trial: Trial, result: dict) -> str:
         """Rules first: a rule stop ends the trial; otherwise PBT's exploit/explore."""

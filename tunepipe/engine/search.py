@@ -30,7 +30,7 @@ PRUNED_REASONS = ("pruned", "diverged")  # stopped before showing what the confi
 def build_search(study: StudyConfig, scheduler: Any, warm: list[tuple[dict, float]] = ()) -> Any:
     """Tune's `search_alg` for the study; max_concurrent_trials held by either kind."""
     limit = study.budget.max_concurrent_trials
-    actors = getattr(scheduler, "actors", None)  # tunepipe_schedulers.actors.ActorReserve
+    actors = getattr(scheduler, "actors", None)  # PlaybookASHA's AllSlotsAtOnce (not PBT's)
     if actors is not None:
         actors.limit = limit or 0
         actors.one_at_a_time = study.search.kind in ("tpe", "cmaes")
