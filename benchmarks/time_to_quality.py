@@ -5,7 +5,8 @@ split rows, space, epoch budget and, for the Ray methods, the same sampled confi
 
 - tunepipe, cold: `tunepipe run --fresh` (Ray's start, imports, sanity stage, report included);
 - tunepipe, warm: `tunepipe run` after `tunepipe up` and a first, untimed 2-trial study of
-  another seed (up, that study and down are outside the wall);
+  another seed, once the workers that study asked for have imported torch (up, that study, the
+  wait and down are outside the wall);
 - tunepipe with Optuna's TPE as its searcher (`--set search.kind=tpe`, docs/search.md), warm;
 - the same with ASHA at Optuna's successive-halving rungs (grace 1, reduction factor 4), warm:
   the Optuna row's pruning budget, so the two differ in sampler, rules and scheduling only;
@@ -99,7 +100,9 @@ def _warm(*overrides: str) -> Method:
     """`tunepipe run --set OVERRIDE...` on the warm Ray (`tunepipe up` before, `down` after), as
     the second study after `up`: a user's are mostly later ones, and Ray prestarts workers for
     the first job only (tunepipe asks for more at each study's end, engine/ray_private.py). The
-    first, untimed, is a 2-trial study of another seed: its sanity result is not the timed one's."""
+    first, untimed, is a 2-trial study of another seed (its sanity result is not the timed
+    one's); the timed one starts once the workers it left have imported torch, as `up` waits
+    for its own (a study started at once shares the CPUs with those imports: docs/speed.md)."""
     sets = [arg for o in overrides for arg in ("--set", o)]
     prime = ("--set", "seed=1000", "--set", "num_samples=2")
 
@@ -129,6 +132,15 @@ METHODS: dict[str, Method] = {
     "Optuna TPE + SH, 2 workers": _script("optuna"),
     "random search, full budget": _script("random"),
 }
+
+
+def _settle_warm_ray() -> None:
+    """Wait until the warm Ray's idle workers have gone quiet (tunepipe.engine.warm.settled)."""
+    from tunepipe.engine.warm import current, settled
+
+    holder = current()
+    if holder is None or settled(holder.pid) is None:
+        raise RuntimeError("the warm Ray's workers did not settle within a minute")
 
 
 def _rows(study: Path) -> str:
@@ -173,6 +185,7 @@ def run_method(method: Method, folder: Path, seed: int, args: argparse.Namespace
     try:
         if method.prime is not None:
             call(method.prime(study, folder))
+            _settle_warm_ray()
         t0 = time.perf_counter()
         call(method.argv(study, folder))
         wall = time.perf_counter() - t0

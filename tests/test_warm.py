@@ -87,12 +87,12 @@ def _builtin_study(folder: Path) -> Path:
     return study
 
 
-def _idle_ray_workers(at_least: int = 0) -> set[int]:
+def _idle_ray_workers(at_least: int = 0, wait: float = 30) -> set[int]:
     """Pids of Ray worker processes bound to no job yet (their title is ray::IDLE), once there
-    are `at_least` (waiting up to 30 s)."""
+    are `at_least` (waiting up to `wait` seconds)."""
     import time
 
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + wait
     while True:
         found = set()
         for proc in psutil.process_iter(["pid", "cmdline"]):
@@ -182,6 +182,9 @@ def test_run_joins_the_warm_ray_with_each_studys_own_code(state, tmp_path):
         # what the warm Ray's workers imported for the first study.
         second = _run(_study(tmp_path, 20), tmp_path / "r2")
         assert second["best_score"] == pytest.approx(20.0) and second["ray"] == "warm"
+        # Studies with your code take fresh workers, not the idle ones: those are not added to.
+        idle = _idle_ray_workers(at_least=3, wait=5)
+        assert 1 <= len(idle) <= 2, f"{len(idle)} idle workers on a 2-CPU warm Ray"
         fresh = _run(_study(tmp_path, 30), tmp_path / "r3", "--fresh")
         assert fresh["ray"] == "embedded" and "using the warm Ray" not in fresh["stderr"]
         assert fresh["best_score"] == pytest.approx(30.0)

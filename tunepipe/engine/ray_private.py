@@ -128,8 +128,10 @@ def callback_usage_without_imports() -> Iterator[None]:
 
 
 def worker_prestarter() -> Any:
-    """Before disconnecting from the warm Ray: a callable that asks its raylet to start one idle
-    Python worker per CPU, for the next study (None when this Ray has no way to).
+    """Before disconnecting from the warm Ray: a callable that asks its raylet to start idle
+    Python workers for the next study, up to one per CPU with those already idle (None when
+    this Ray has no way to). A study with your own code does not take them (docs/speed.md), so
+    after one nothing more is started.
 
     Why: Ray prestarts workers (booting with torch preloaded, 2-3 CPU-seconds each here) when
     the raylet starts, for the first job; every later job's trial actors boot theirs on demand.
@@ -152,15 +154,18 @@ def worker_prestarter() -> Any:
     cpus = int((node or {}).get("Resources", {}).get("CPU", 0))
     if node is None or cpus < 1:
         return None
+    socket = node.get("RayletSocketName", "")
     channel = init_grpc_channel(f"{node['NodeManagerAddress']}:{node['NodeManagerPort']}")
     stub = node_manager_pb2_grpc.NodeManagerServiceStub(channel)
-    request = node_manager_pb2.PrestartWorkersRequest(
-        language=common_pb2.PYTHON, num_workers=cpus, keep_alive_duration_secs=0
-    )
 
     def prestart() -> None:
         try:
-            stub.PrestartWorkers(request, timeout=5)
+            wanted = cpus - len(idle_workers(socket))
+            if wanted > 0:
+                request = node_manager_pb2.PrestartWorkersRequest(
+                    language=common_pb2.PYTHON, num_workers=wanted, keep_alive_duration_secs=0
+                )
+                stub.PrestartWorkers(request, timeout=5)
         except Exception as exc:  # grpc.RpcError and kin: the study itself is done and written
             logger.warning(
                 "Could not prestart workers on the warm Ray for the next study (%s); it will "
@@ -170,6 +175,32 @@ def worker_prestarter() -> Any:
             channel.close()
 
     return prestart
+
+
+def idle_workers(raylet_socket: str) -> list[int]:
+    """Pids of the idle Python workers (titled ray::IDLE) of the raylet on this machine that
+    listens on `raylet_socket` (ray.nodes()'s RayletSocketName; its ports can be 0, dynamic)."""
+    import psutil
+
+    flag = f"--raylet_socket_name={raylet_socket}"
+    for proc in psutil.process_iter(["cmdline"]):
+        cmd = proc.info["cmdline"] or []
+        if cmd and cmd[0].endswith("raylet") and flag in cmd:
+            try:
+                children = proc.children()
+            except psutil.Error:
+                return []
+            return [c.pid for c in children if _title(c).startswith("ray::IDLE")]
+    return []
+
+
+def _title(proc: Any) -> str:
+    import psutil
+
+    try:
+        return (proc.cmdline() or [""])[0]
+    except psutil.Error:
+        return ""
 
 
 def shutdown_embedded() -> None:
