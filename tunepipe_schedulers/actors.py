@@ -8,7 +8,7 @@ ends sooner than a worker starts (2-3 s here): the next trial took the first tri
 TPE study on digits ran every trial in one worker process on 2 CPUs (checked by the pid in each
 trial's result.json; 17.9 s against 7.7-11.6 s with this, seed 4, on a warm Ray).
 
-`AllSlotsAtOnce`, from the scheduler's `on_trial_add` (the only hook Tune hands its controller
+`AllSlotsAtOnce`, from PlaybookASHA's `on_trial_add` (the only hook Tune hands its controller
 to), lets Tune ask for one trial per slot (the number of trials the cluster's resources fit)
 until the first result, so every slot's actor starts at once, as under Ray's random search; then
 Tune's own count again (`TuneController.update_max_pending_trials`). Those first trials have no
@@ -71,19 +71,6 @@ class AllSlotsAtOnce:
         if self._asking_ahead and tune_controller is not None:
             self._asking_ahead = False
             tune_controller.update_max_pending_trials()
-
-
-class StartsAllSlots:
-    """Mixin for a Tune scheduler (before it in the bases): an `AllSlotsAtOnce` in
-    `self.actors`, told of every trial Tune adds."""
-
-    actors: AllSlotsAtOnce
-
-    def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
-        super().on_trial_add(tune_controller, trial)  # type: ignore[misc]
-        if not hasattr(self, "actors"):  # pickled by a tunepipe without it (a resumed run)
-            self.actors = AllSlotsAtOnce()
-        self.actors.on_trial_add(tune_controller, trial)
 
 
 def _cluster_resources() -> dict[str, float]:

@@ -39,7 +39,7 @@ from ray.tune.experiment import Trial
 from ray.tune.schedulers.async_hyperband import AsyncHyperBandScheduler, _Bracket
 from ray.tune.schedulers.trial_scheduler import TrialScheduler
 
-from tunepipe_schedulers.actors import AllSlotsAtOnce, StartsAllSlots
+from tunepipe_schedulers.actors import AllSlotsAtOnce
 from tunepipe_schedulers.cutoffs import SortedRung
 from tunepipe_schedulers.judge import PlaybookJudge
 from tunepipe_schedulers.reasons import StopReason
@@ -102,7 +102,7 @@ class _IncrementalBracket(_Bracket):
         return TrialScheduler.CONTINUE
 
 
-class PlaybookASHA(StartsAllSlots, AsyncHyperBandScheduler):
+class PlaybookASHA(AsyncHyperBandScheduler):
     """Async successive halving (Li et al. 2018, arXiv:1810.05934) behind the playbook rules.
 
     Args:
@@ -145,7 +145,13 @@ class PlaybookASHA(StartsAllSlots, AsyncHyperBandScheduler):
         self.lr_config_key = self.judge.lr_key = lr_config_key
         self.decisions: dict[str, StopRecord] = {}
         self._resume_first: set[str] = set()  # decayed trials, paused until resumed
-        self.actors = AllSlotsAtOnce()
+        self.actors = AllSlotsAtOnce()  # every slot's actor at once under a searcher
+
+    def on_trial_add(self, tune_controller: Any, trial: Trial) -> None:
+        super().on_trial_add(tune_controller, trial)
+        if not hasattr(self, "actors"):  # pickled by a tunepipe without it (a resumed run)
+            self.actors = AllSlotsAtOnce()
+        self.actors.on_trial_add(tune_controller, trial)
 
     def on_trial_result(self, tune_controller: Any, trial: Trial, result: dict) -> str:
         """Rules first (a rule stop wins), then Ray's ASHA; a plateau decay pauses the trial."""
