@@ -6,7 +6,7 @@ trial's actor was asked for only once the first actor had started, and on a smal
 ends sooner than a worker starts (2-3 s here): the next trial took the first trial's free actor
 (`reuse_actors=True`), Tune dropped the one still starting, and so on for every trial. A 32-trial
 TPE study on digits ran every trial in one worker process on 2 CPUs (checked by the pid in each
-trial's result.json; 17.9 s against 7.7-11.6 s with this, seed 4, on a warm Ray).
+trial's result.json; two with this; docs/search.md has the walls).
 
 `AllSlotsAtOnce`, from PlaybookASHA's `on_trial_add` (the only hook Tune hands its controller
 to), lets Tune ask for one trial per slot (the number of trials the cluster's resources fit)
