@@ -29,6 +29,23 @@ def tunepipe_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedPro
     )
 
 
+def fresh_process(script: str, *args: str) -> tuple[subprocess.CompletedProcess, dict]:
+    """Run `script` (python -c) in a fresh interpreter from the checkout's root: a study that
+    needs a Ray of its own, or a process that has not imported torch yet. Returns the process
+    and the JSON its last line of output printed; fails the test with its stderr otherwise."""
+    import json
+
+    proc = subprocess.run(
+        [sys.executable, "-c", script, *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc, json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _private_token(tmp_path_factory: pytest.TempPathFactory) -> None:
     # Tests never touch the user's ~/.tunepipe token: each session gets its own 0600 file.

@@ -494,19 +494,50 @@ def test_sanity_plots_keep_their_labels_inside(tmp_path: Path) -> None:
         assert fig is not None and _layout_problems(fig) == [], draw.__name__
 
 
+@pytest.mark.parametrize("fork", [False, True])
 @pytest.mark.parametrize("cpus", [1, 2, 3, 16])
-def test_a_painter_only_with_a_core_to_spare(monkeypatch, cpus: int) -> None:
+def test_a_painter_only_with_a_core_to_spare_unless_forked(monkeypatch, cpus: int, fork: bool):
     from tunepipe.report import painter as p
 
-    class Fake:  # stands in for the spawned process
+    class Fake:  # stands in for the forked or spawned process
+        def __init__(self, fork: bool) -> None:
+            self.forked = fork
+
         def close(self) -> None:
             pass
 
     monkeypatch.setattr(p, "Painter", Fake)
     monkeypatch.setattr(p, "usable_cpus", lambda: cpus)
+    monkeypatch.setattr(p, "can_fork", lambda: fork)
     with p.painting() as made:
-        assert (made is not None) == (cpus >= p.MIN_CPUS)
+        # A fork costs no interpreter start: made on any machine. A spawn needs a spare core.
+        assert (made is not None) == (fork or cpus >= p.MIN_CPUS)
+        assert made is None or made.forked == fork
         assert p.current() is made  # what the sanity stage and the report draw with
     assert p.current() is None
     with p.painting(enabled=True) as made:  # asked for explicitly: always
         assert isinstance(made, Fake)
+    with p.painting(enabled=False) as made:
+        assert made is None
+
+
+def test_a_fork_only_before_ray_torch_or_another_thread(monkeypatch) -> None:
+    import threading
+
+    from tunepipe.report import painter as p
+
+    monkeypatch.setattr(p.sys, "platform", "linux")
+    for name in ("ray", "torch", "grpc"):
+        with monkeypatch.context() as m:
+            m.setitem(p.sys.modules, name, object())
+            assert not p.can_fork(), name
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait)
+    thread.start()
+    try:
+        assert not p.can_fork()  # a second Python thread: its locks would be copied mid-use
+    finally:
+        stop.set()
+        thread.join()
+    monkeypatch.setattr(p.sys, "platform", "darwin")
+    assert not p.can_fork()

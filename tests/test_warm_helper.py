@@ -96,9 +96,41 @@ def test_the_run_says_which_work_goes_to_the_holder(digits, capsys):
 
     study, data = digits
     warm = SimpleNamespace(helper="/tmp/x.sock", key="00")
-    assert _helper(warm, study, data, []) is warm  # a run: its sanity checks, and no test split
+    holder = "the warm Ray's holder"
+    assert _helper(warm, study, data, []).where == holder  # a run: its checks, no test split
     assert capsys.readouterr().err.startswith("sanity checks: in the warm Ray's holder")
     assert _helper(warm, study, data, [], sanity=False) is None  # a resume: nothing to send
     with_test = dataclasses.replace(data, test=data.val)
-    assert _helper(warm, study, with_test, [], sanity=False) is warm
+    assert _helper(warm, study, with_test, [], sanity=False).where == holder
     assert capsys.readouterr().err.startswith("test evaluation: in the warm Ray's holder")
+
+
+def test_a_forked_painter_does_the_torch_work_of_a_cold_run(digits, capsys, monkeypatch):
+    from tunepipe.engine import runner
+    from tunepipe.report import painter as p
+    from tunepipe.report.painter import import_torch_work
+
+    class FakePainter:
+        def __init__(self, torch_work: bool) -> None:
+            self.torch_work, self.calls = torch_work, []
+
+        def run(self, fn, *args, background=False):
+            self.calls.append((fn, background))
+            return lambda: fn(*args) if fn is not import_torch_work else None
+
+    study, data = digits
+    with_test = dataclasses.replace(data, test=data.val)
+    forked = FakePainter(torch_work=True)
+    monkeypatch.setattr(p, "_current", forked)
+    work = runner._helper(None, study, with_test, [])
+    assert work.where == "a helper process"
+    assert capsys.readouterr().err.startswith(
+        "sanity checks and test evaluation: in a helper process"
+    )
+    assert forked.calls == [(import_torch_work, True)]  # torch imported at once, in the background
+    result = work.sanity(study, with_test)  # the checks: in the background too
+    assert forked.calls[-1][1] is True and result.passed
+    # Code of the user's (their folders), a GPU, a spawned painter: here, as before.
+    assert runner._helper(None, study, with_test, ["/some/folder"]) is None
+    monkeypatch.setattr(p, "_current", FakePainter(torch_work=False))
+    assert runner._helper(None, study, with_test, []) is None

@@ -8,16 +8,12 @@ it needs a Ray of its own, started fresh, which the shared test session's Ray is
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
+
+from tests.conftest import fresh_process
 
 pytestmark = pytest.mark.ray
 
-ROOT = Path(__file__).resolve().parents[1]
 
 SCRIPT = r"""
 import json, sys, time
@@ -56,15 +52,7 @@ print(json.dumps({"prestarted": sorted(prestarted), "trial_pids": sorted(pids)})
 
 
 def test_first_trials_run_in_prestarted_workers(tmp_path):
-    proc = subprocess.run(
-        [sys.executable, "-c", SCRIPT, str(tmp_path)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    seen = json.loads(proc.stdout.strip().splitlines()[-1])
+    _, seen = fresh_process(SCRIPT, str(tmp_path))
     assert len(seen["prestarted"]) >= 2, seen
     assert seen["trial_pids"] and set(seen["trial_pids"]) <= set(seen["prestarted"]), seen
 

@@ -17,7 +17,7 @@ from tunepipe.engine.outputs import RunOutcome, evaluate_test, write_outputs
 from tunepipe.engine.phases import PhaseClock, beside
 from tunepipe.engine.trackers import check_trackers
 from tunepipe.engine.tuner import fit
-from tunepipe.engine.warm_helper import calling, usable
+from tunepipe.engine.warm_helper import calling, local, usable
 from tunepipe.errors import RunDirError
 from tunepipe.playbook.sanity import run_sanity
 from tunepipe.playbook.stage import sanity_stage
@@ -95,7 +95,7 @@ def run_study(
     with clock.phase("ray_start_and_sanity"):
         warm = _warm_ray(address, fresh)
         helper = _helper(warm, study, data, paths)
-        run = calling(helper, "sanity", run_sanity) if helper else None
+        run = helper.sanity if helper else None
         sanity = beside(lambda: _sanity(study, data, loc, progress, later, run=run), "sanity")
         started_ray = _start_ray(paths, address, num_cpus, loc, shared_storage, warm=warm)
         study, clock.beside["sanity"] = sanity()
@@ -195,13 +195,13 @@ def _search(
 ) -> RunOutcome:
     """Search, then write the outputs; each session's time is recorded (wall_seconds sums them).
     `later`: joins of work started beside the search (the sanity plots), waited for after it.
-    `helper`: the warm Ray whose holder evaluates the test split (`_helper`): torch is then
-    never imported here."""
+    `helper`: where the test split is evaluated (`_helper`): torch is then never imported
+    here."""
     from tunepipe.engine.sessions import record_session
 
     evaluate = None
     if helper is not None and data is not None and data.test is not None:
-        evaluate = _test_by(helper)
+        evaluate = helper.test
     imported = _import_beside(data, loc, torch_here=evaluate is None)
     try:
         with clock.phase("search"):
@@ -222,29 +222,63 @@ def _search(
     )
 
 
-def _test_by(warm: Any) -> Any:
-    """evaluate(loc, data) for write_outputs, in the warm Ray's holder (evaluate_test here if it
-    is gone). Only the test split is sent (pickled once: the other splits point at it)."""
-    run = calling(warm, "test", evaluate_test)
+@dataclasses.dataclass(frozen=True)
+class TorchWork:
+    """Where a study's sanity checks and test evaluation run when not in this process: the warm
+    Ray's holder or the forked painter, so this process never imports torch (`_helper`).
+    `sanity(study, data)` as run_sanity, `test(loc, data)` as evaluate_test."""
+
+    sanity: Any
+    test: Any
+    where: str
+
+
+def _helper(warm: Any, study: StudyConfig, data: Any, paths: list[str], sanity: bool = True) -> Any:
+    """Where this study's sanity checks (`sanity`: a run's, not a resume's) and test evaluation
+    run instead of here: the warm Ray's holder (engine/warm_helper.py), else the painter when it
+    was forked (report/painter.py); None when neither can, or there is nothing to do.
+
+    Both imported torch once, before this study needed it. Neither imports the study's code
+    (the user's folders), so a study with code of its own, a GPU study or data too large to send
+    does this work here."""
+    from tunepipe.report.painter import current
+
+    painter = current()
+    if warm is not None and usable(warm, study, data, paths):
+        where = "the warm Ray's holder"
+        test = calling(warm, "test", evaluate_test)
+        work = TorchWork(calling(warm, "sanity", run_sanity), _test_split_only(test), where)
+    elif warm is None and painter is not None and painter.torch_work and local(study, data, paths):
+        from tunepipe.report.painter import import_torch_work
+
+        where = "a helper process"
+        painter.run(import_torch_work, background=True)  # at once, beside Ray's start
+        # The checks run beside Ray's start too, at the lower priority; the test is waited for.
+        checks = _in(painter, run_sanity, background=True)
+        work = TorchWork(checks, _test_split_only(_in(painter, evaluate_test)), where)
+    else:
+        return None
+    due = [w for w, d in (("sanity checks", sanity and study.playbook.sanity),
+                          ("test evaluation", data.test is not None)) if d]  # fmt: skip
+    if not due:
+        return None  # nothing for it to do
+    print(f"{' and '.join(due)}: in {where} (torch imported there)", file=sys.stderr)
+    return work
+
+
+def _in(painter: Any, fn: Any, background: bool = False) -> Any:
+    """fn(*args), run in the painter (here if it died) and waited for."""
+    return lambda *args: painter.run(fn, *args, background=background)()
+
+
+def _test_split_only(run: Any) -> Any:
+    """evaluate(loc, data) for write_outputs through `run`: only the test split is sent (pickled
+    once: the other splits point at it)."""
 
     def evaluate(loc: RunLocation, data: Any) -> Any:
         return run(loc, dataclasses.replace(data, train=data.test, val=data.test))
 
     return evaluate
-
-
-def _helper(warm: Any, study: StudyConfig, data: Any, paths: list[str], sanity: bool = True) -> Any:
-    """The warm Ray (its holder's torch helper, engine/warm_helper.py) that runs this study's
-    sanity checks (`sanity`: a run's, not a resume's) and test evaluation, so this process never
-    imports torch; else None."""
-    if not usable(warm, study, data, paths):
-        return None
-    work = [w for w, due in (("sanity checks", sanity and study.playbook.sanity),
-                             ("test evaluation", data.test is not None)) if due]  # fmt: skip
-    if not work:
-        return None  # nothing for it to do
-    print(f"{' and '.join(work)}: in the warm Ray's holder (torch imported there)", file=sys.stderr)
-    return warm
 
 
 def _import_beside(data: Any, loc: RunLocation, torch_here: bool = True) -> Any:
@@ -358,8 +392,8 @@ def _sanity(
         painter = current()
         if painter is None:
             later.append(beside(lambda: fn(*args), "sanity_plots"))
-        else:  # drawn in the painter process: no GIL taken from Tune's loop
-            later.append(beside(painter.run(fn, *args), "sanity_plots"))
+        else:  # drawn in the painter process: no GIL taken from Tune's loop, nor a trial's CPU
+            later.append(beside(painter.run(fn, *args, background=True), "sanity_plots"))
 
     study, result = sanity_stage(study, data, loc, progress=progress, defer=defer, run=run)
     if result is None or data is None or study.stopping.initial_loss is not None:

@@ -91,9 +91,15 @@ def usable(warm: Any, study: Any, data: Any, paths: list[str]) -> bool:
     """Whether this study's sanity checks and test evaluation can run in the warm Ray's
     holder: it joins one that has a helper, runs no code of the user's, no GPU, and its data is
     small enough to send."""
-    if warm is None or not getattr(warm, "helper", None) or paths or data is None:
+    if warm is None or not getattr(warm, "helper", None):
         return False
-    if study.resources.gpu:
+    return local(study, data, paths)
+
+
+def local(study: Any, data: Any, paths: list[str]) -> bool:
+    """Whether another process that imports none of the user's folders can do this study's
+    torch work: no code of the user's, no GPU, data small enough to send."""
+    if paths or data is None or study.resources.gpu:
         return False
     splits = [s for s in (data.train, data.val, data.test) if s is not None]
     return sum(s.x.nbytes + s.y.nbytes for s in splits) <= DATA_LIMIT

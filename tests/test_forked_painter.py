@@ -1,0 +1,67 @@
+"""`tunepipe run`'s forked painter (report/painter.py): the sanity checks and the test evaluation of
+a cold study run there, at a lower priority where nothing waits, and the command never imports
+torch. The study runs in a fresh process, as the command does: a fork is only made before torch,
+Ray or a second thread exist, which this test session's process is long past."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import fresh_process
+
+pytestmark = pytest.mark.ray
+
+
+SCRIPT = r"""
+import json, os, sys, threading
+from pathlib import Path
+from tests.conftest import study_dict
+from tunepipe.report.painter import painting
+from tunepipe.engine.runner import run_study
+from tunepipe.study import parse_study
+
+def niceness():
+    return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+study = parse_study(study_dict(
+    name="f", num_samples=2,
+    data={"source": "digits", "label": "label", "val_fraction": 0.2, "test_fraction": 0.1},
+    search_space={"lr": {"type": "loguniform", "low": 1e-3, "high": 1e-1}},
+))
+with painting() as painter:
+    assert painter is not None and painter.torch_work, "no forked painter"
+    seen = {
+        "painter_pid": painter.pid(),
+        "background": painter.run(niceness, background=True)(),
+        "foreground": painter.run(niceness)(),
+        "here": niceness(),
+    }
+    out = run_study(study, storage=sys.argv[1], progress=False, num_cpus=2)
+    seen["torch_here"] = "torch" in sys.modules
+seen["summary"] = out.summary
+seen["run_dir"] = str(out.run_dir)
+print(json.dumps(seen))
+"""
+
+
+def test_a_cold_run_does_its_torch_work_in_the_forked_painter(tmp_path):
+    proc, seen = fresh_process(SCRIPT, str(tmp_path))
+    assert "sanity checks and test evaluation: in a helper process" in proc.stderr
+    assert seen["torch_here"] is False  # the checks and the test ran in the painter
+    assert seen["background"] == seen["here"] + 10 and seen["foreground"] == seen["here"]
+    run_dir = Path(seen["run_dir"])
+    sanity = json.loads((run_dir / "sanity.json").read_text())
+    assert sanity["passed"] and (run_dir / "sanity_lr_range.png").stat().st_size > 0
+    # The painter's test evaluation is the one this process computes from the same best model.
+    from tunepipe.data import load_data
+    from tunepipe.engine.outputs import evaluate_test
+    from tunepipe.storage import locate_run_dir
+    from tunepipe.study import load_study
+
+    study = load_study(run_dir / "study.yaml")
+    data = load_data(study.data, study.task, study.seed)
+    here = evaluate_test(locate_run_dir(str(run_dir)), data)
+    assert seen["summary"]["test"] == pytest.approx(here, rel=1e-6)
