@@ -16,8 +16,9 @@ torch or any other Python thread exists (`can_fork`): a copy of this process, so
 interpreter start, and the command itself never imports torch. Its background work (imports,
 checks, sanity plots) runs at a lower priority (`NICE`), so Ray's start and the trials take the
 CPUs first; what the command waits for at the end (the test evaluation, its share of the report)
-runs at the normal one. Digits, cold, seed 3, interleaved runs: workers prestarted at 4.8 s
-instead of 6.6 s, first epoch at 8.7 s instead of 10.0 s (docs/speed.md).
+runs at the normal one. Digits, cold, seed 3, 3 interleaved runs each: the workers prestarted
+at 4.6-5.7 s of the command instead of 6.5-6.9 s, the first epoch at 8.4-9.4 s instead of
+10.0-10.4 s (docs/speed.md).
 
 **Spawned** (a fresh interpreter) where a fork is not safe: only on MIN_CPUS or more, since its
 start (an interpreter importing matplotlib: 1.7 s of CPU) falls in Ray's start and the sanity
