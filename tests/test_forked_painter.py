@@ -6,11 +6,13 @@ Ray or a second thread exist, which this test session's process is long past."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import fresh_process
+from tests.conftest import REPO, fresh_process
 
 pytestmark = pytest.mark.ray
 
@@ -65,3 +67,48 @@ def test_a_cold_run_does_its_torch_work_in_the_forked_painter(tmp_path):
     data = load_data(study.data, study.task, study.seed)
     here = evaluate_test(locate_run_dir(str(run_dir)), data)
     assert seen["summary"]["test"] == pytest.approx(here, rel=1e-6)
+
+
+LEAVER = r"""
+import sys, time
+from tunepipe.report.painter import painting
+
+with painting(enabled=True) as painter:
+    print(painter.pid(), painter.torch_work, flush=True)
+    time.sleep(120)
+"""
+
+
+def test_the_painter_leaves_with_a_killed_command():
+    import os
+    import signal
+    import time
+
+    import psutil
+
+    proc = subprocess.Popen(
+        [sys.executable, "-c", LEAVER],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        pid, forked = proc.stdout.readline().split()
+        assert forked == "True"  # a fresh process: the painter is forked
+        os.kill(proc.pid, signal.SIGKILL)  # no `finally`, no pool shutdown in the command
+        proc.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                if psutil.Process(int(pid)).status() == psutil.STATUS_ZOMBIE:
+                    break
+            except psutil.NoSuchProcess:
+                break
+            time.sleep(0.1)
+        else:
+            os.kill(int(pid), signal.SIGKILL)  # stop exactly what this test started
+            pytest.fail(f"the painter (pid {pid}) outlived its killed command")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.stdout.close()
