@@ -130,6 +130,10 @@ def test_a_forked_painter_does_the_torch_work_of_a_cold_run(digits, capsys, monk
     assert forked.calls == [(import_torch_work, True)]  # torch imported at once, in the background
     result = work.sanity(study, with_test)  # the checks: in the background too
     assert forked.calls[-1][1] is True and result.passed
+    # Nothing to do (a resume without a test split): nothing imported in the painter.
+    idle = FakePainter(torch_work=True)
+    monkeypatch.setattr(p, "_current", idle)
+    assert runner._helper(None, study, data, [], sanity=False) is None and idle.calls == []
     # Code of the user's (their folders), a GPU, a spawned painter: here, as before.
     assert runner._helper(None, study, with_test, ["/some/folder"]) is None
     monkeypatch.setattr(p, "_current", FakePainter(torch_work=False))

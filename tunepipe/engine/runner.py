@@ -249,11 +249,8 @@ def _helper(warm: Any, study: StudyConfig, data: Any, paths: list[str], sanity: 
         test = calling(warm, "test", evaluate_test)
         work = TorchWork(calling(warm, "sanity", run_sanity), _test_split_only(test), where)
     elif warm is None and painter is not None and painter.torch_work and local(study, data, paths):
-        from tunepipe.report.painter import import_torch_work
-
         where = "a helper process"
-        painter.run(import_torch_work, background=True)  # at once, beside Ray's start
-        # The checks run beside Ray's start too, at the lower priority; the test is waited for.
+        # The checks run beside Ray's start, at the lower priority; the test is waited for.
         checks = _in(painter, run_sanity, background=True)
         work = TorchWork(checks, _test_split_only(_in(painter, evaluate_test)), where)
     else:
@@ -262,6 +259,10 @@ def _helper(warm: Any, study: StudyConfig, data: Any, paths: list[str], sanity: 
                           ("test evaluation", data.test is not None)) if d]  # fmt: skip
     if not due:
         return None  # nothing for it to do
+    if where == "a helper process":
+        from tunepipe.report.painter import import_torch_work
+
+        painter.run(import_torch_work, background=True)  # at once, beside Ray's start
     print(f"{' and '.join(due)}: in {where} (torch imported there)", file=sys.stderr)
     return work
 
@@ -392,7 +393,7 @@ def _sanity(
         painter = current()
         if painter is None:
             later.append(beside(lambda: fn(*args), "sanity_plots"))
-        else:  # drawn in the painter process: no GIL taken from Tune's loop, nor a trial's CPU
+        else:  # in the painter process: no GIL taken from Tune's loop; it yields the CPUs
             later.append(beside(painter.run(fn, *args, background=True), "sanity_plots"))
 
     study, result = sanity_stage(study, data, loc, progress=progress, defer=defer, run=run)
