@@ -241,8 +241,13 @@ def _helper(warm: Any, study: StudyConfig, data: Any, paths: list[str], sanity: 
     Both imported torch once, before this study needed it. Neither imports the study's code
     (the user's folders), so a study with code of its own, a GPU study or data too large to send
     does this work here."""
-    from tunepipe.report.painter import current
+    from tunepipe.report.painter import current, import_torch_work
 
+    has_test = data is not None and data.test is not None
+    due = [w for w, d in (("sanity checks", sanity and study.playbook.sanity),
+                          ("test evaluation", has_test)) if d]  # fmt: skip
+    if not due:
+        return None  # nothing to do elsewhere
     painter = current()
     if warm is not None and usable(warm, study, data, paths):
         where = "the warm Ray's holder"
@@ -250,19 +255,12 @@ def _helper(warm: Any, study: StudyConfig, data: Any, paths: list[str], sanity: 
         work = TorchWork(calling(warm, "sanity", run_sanity), _test_split_only(test), where)
     elif warm is None and painter is not None and painter.torch_work and local(study, data, paths):
         where = "a helper process"
-        # The checks run beside Ray's start, at the lower priority; the test is waited for.
+        painter.run(import_torch_work, background=True)  # at once, beside Ray's start
+        # The checks run beside Ray's start too, at the lower priority; the test is waited for.
         checks = _in(painter, run_sanity, background=True)
         work = TorchWork(checks, _test_split_only(_in(painter, evaluate_test)), where)
     else:
         return None
-    due = [w for w, d in (("sanity checks", sanity and study.playbook.sanity),
-                          ("test evaluation", data.test is not None)) if d]  # fmt: skip
-    if not due:
-        return None  # nothing for it to do
-    if where == "a helper process":
-        from tunepipe.report.painter import import_torch_work
-
-        painter.run(import_torch_work, background=True)  # at once, beside Ray's start
     print(f"{' and '.join(due)}: in {where} (torch imported there)", file=sys.stderr)
     return work
 
